@@ -1,0 +1,532 @@
+"""The postmortem and its parts, following the template of DESIGN.md section 1."""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Exists, OuterRef, Q
+from django.urls import reverse
+from markdownx.models import MarkdownxField
+from taggit.managers import TaggableManager
+
+from accounts.models import Team, validate_time_zone
+
+
+class Severity(models.TextChoices):
+    SEV1 = "SEV1", "SEV1 — critical"
+    SEV2 = "SEV2", "SEV2 — major"
+    SEV3 = "SEV3", "SEV3 — minor"
+    SEV4 = "SEV4", "SEV4 — low"
+
+
+class Status(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    IN_REVIEW = "in_review", "In review"
+    PUBLISHED = "published", "Published"
+
+
+class Visibility(models.TextChoices):
+    NORMAL = "normal", "Everyone, once published"
+    RESTRICTED = "restricted", "Restricted to its people and teams"
+
+
+class IncidentQuerySet(models.QuerySet):
+    def visible_to(self, user) -> IncidentQuerySet:
+        """What `user` may see (DESIGN.md section 6); the one gate every query goes through."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_staff:
+            return self.all()
+        through_committee = Incident.committee.through.objects.filter(incident=OuterRef("pk"), user=user)
+        through_coauthors = Incident.co_authors.through.objects.filter(incident=OuterRef("pk"), user=user)
+        through_teams = Incident.teams.through.objects.filter(incident=OuterRef("pk"), team__members=user)
+        involved = Q(owner=user) | Exists(through_committee) | Exists(through_coauthors)
+        published = Q(status=Status.PUBLISHED) & (Q(visibility=Visibility.NORMAL) | Exists(through_teams))
+        return self.filter(involved | published)
+
+    def published(self) -> IncidentQuerySet:
+        return self.filter(status=Status.PUBLISHED)
+
+    def drafts_of(self, user) -> IncidentQuerySet:
+        return self.exclude(status=Status.PUBLISHED).filter(
+            Q(owner=user) | Q(pk__in=Incident.co_authors.through.objects.filter(user=user).values("incident"))
+        )
+
+    def with_tags(self, slugs) -> IncidentQuerySet:
+        """Incidents carrying every one of the tags (AND)."""
+        qs = self
+        for slug in slugs:
+            qs = qs.filter(tags__slug=slug)
+        return qs
+
+
+class Incident(models.Model):
+    title = models.CharField(
+        "title",
+        max_length=200,
+        help_text="Descriptive, e.g. “Service XYZ failed, affecting customers in the EU region”.",
+    )
+    incident_date = models.DateField("incident date", help_text="The date of the event.")
+    started_at = models.DateTimeField("started", null=True, blank=True)
+    detected_at = models.DateTimeField("detected", null=True, blank=True)
+    mitigated_at = models.DateTimeField("mitigated", null=True, blank=True)
+    resolved_at = models.DateTimeField("resolved", null=True, blank=True)
+    time_zone = models.CharField(
+        "time zone",
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="The zone the times were written in; every time on the page is shown in it.",
+    )
+    severity = models.CharField("severity", max_length=4, choices=Severity, default=Severity.SEV3)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="owned_incidents",
+        verbose_name="owner",
+        help_text="The person who owns the postmortem process.",
+    )
+    committee = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        related_name="reviewing_incidents",
+        blank=True,
+        verbose_name="peer-review committee",
+        help_text="The people who verify its quality before it is published.",
+    )
+    co_authors = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        related_name="coauthored_incidents",
+        blank=True,
+        verbose_name="co-authors",
+        help_text="People who may edit it with the owner.",
+    )
+    teams = models.ManyToManyField(
+        Team,
+        related_name="incidents",
+        blank=True,
+        verbose_name="teams",
+        help_text="Teams it concerns; when it is restricted, the teams who may read it.",
+    )
+    tags = TaggableManager(
+        "tags",
+        blank=True,
+        help_text="Keywords to classify and find it, e.g. Configuration, Database, Dependency, Latent.",
+    )
+    summary = MarkdownxField("summary", blank=True, help_text="A summary of the event.")
+    supporting_data = MarkdownxField(
+        "supporting data",
+        blank=True,
+        help_text="Metric graphs, tables and other data that illustrate the impact.",
+    )
+    customer_impact = MarkdownxField(
+        "customer impact", blank=True, help_text="What did customers experience, and for how long?"
+    )
+    impacted_customers = models.PositiveIntegerField(
+        "number of impacted customers",
+        null=True,
+        blank=True,
+        help_text="Leave blank until you know; 0 is an answer.",
+    )
+    response_analysis = MarkdownxField(
+        "incident response analysis",
+        blank=True,
+        help_text=(
+            "Detection: was it detected in time? How? How could it be detected sooner? "
+            "Escalation: who was involved and was it the right people, at the right time? "
+            "Mitigation: how did you know how to mitigate? How could it be faster? How was it confirmed?"
+        ),
+    )
+    post_incident_analysis = MarkdownxField(
+        "post-incident analysis",
+        blank=True,
+        help_text=(
+            "How was the cause diagnosed? Was there a backlog item that could have prevented it? Could a "
+            "programmatic verification rule have caught it? Which change triggered it and how was it "
+            "deployed? Which safeguards, staging, tests, playbooks, tools, commands and readiness reviews "
+            "existed or were missing?"
+        ),
+    )
+    status = models.CharField("status", max_length=10, choices=Status, default=Status.DRAFT)
+    revision = models.PositiveIntegerField(
+        "revision", default=1, help_text="Bumped by every content save; approvals are given on one."
+    )
+    visibility = models.CharField("visibility", max_length=10, choices=Visibility, default=Visibility.NORMAL)
+    company = models.CharField(
+        "company", max_length=100, blank=True, help_text="For imported public postmortems."
+    )
+    source_url = models.URLField(
+        "source", max_length=500, blank=True, help_text="The original report, for imported postmortems."
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    updated_at = models.DateTimeField("updated", auto_now=True)
+    published_at = models.DateTimeField("published", null=True, blank=True)
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-incident_date", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-incident_date", "-id"], name="incident_status_date_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(impacted_customers__gte=0) | Q(impacted_customers__isnull=True),
+                name="incident_impacted_customers_not_negative",
+            ),
+            models.CheckConstraint(condition=Q(revision__gte=1), name="incident_revision_positive"),
+            models.UniqueConstraint(
+                fields=["source_url"], condition=~Q(source_url=""), name="incident_unique_source_url"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("postmortems:detail", args=[self.pk])
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        try:
+            return zoneinfo.ZoneInfo(self.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return zoneinfo.ZoneInfo("UTC")
+
+    @property
+    def is_restricted(self) -> bool:
+        return self.visibility == Visibility.RESTRICTED
+
+    def _span(self, start, end) -> timedelta | None:
+        if start is None or end is None:
+            return None
+        return end - start
+
+    @property
+    def time_to_detect(self) -> timedelta | None:
+        return self._span(self.started_at, self.detected_at)
+
+    @property
+    def time_to_mitigate(self) -> timedelta | None:
+        return self._span(self.started_at, self.mitigated_at)
+
+    @property
+    def time_to_resolve(self) -> timedelta | None:
+        return self._span(self.started_at, self.resolved_at)
+
+    def clean(self):
+        errors = {}
+        order = [
+            ("started_at", "started"),
+            ("detected_at", "detected"),
+            ("mitigated_at", "mitigated"),
+            ("resolved_at", "resolved"),
+        ]
+        for i, (field, label) in enumerate(order):
+            value = getattr(self, field)
+            if value is None:
+                continue
+            for earlier_field, earlier_label in order[:i]:
+                earlier = getattr(self, earlier_field)
+                if earlier is not None and value < earlier:
+                    errors[field] = f"The {label} time cannot be before the {earlier_label} time."
+                    break
+        if errors:
+            raise ValidationError(errors)
+
+    def is_involved(self, user) -> bool:
+        """Owner, co-author or committee member (uses prefetched relations when present)."""
+        if not user.is_authenticated:
+            return False
+        return (
+            self.owner_id == user.pk
+            or any(u.pk == user.pk for u in self.co_authors.all())
+            or any(u.pk == user.pk for u in self.committee.all())
+        )
+
+    def can_edit(self, user) -> bool:
+        """Owner and co-authors edit drafts and postmortems in review; published ones are frozen."""
+        if self.status == Status.PUBLISHED or not user.is_authenticated:
+            return False
+        return self.owner_id == user.pk or any(u.pk == user.pk for u in self.co_authors.all())
+
+
+class TimelineEventKind(models.TextChoices):
+    TRIGGER = "trigger", "Trigger"
+    DETECTION = "detection", "Detection"
+    ESCALATION = "escalation", "Escalation"
+    MITIGATION = "mitigation", "Mitigation"
+    RESOLUTION = "resolution", "Resolution"
+    OTHER = "other", "Other"
+
+
+class TimelineEvent(models.Model):
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="timeline_events", verbose_name="incident"
+    )
+    occurred_at = models.DateTimeField("time", help_text="When it happened, with its time zone.")
+    kind = models.CharField("kind", max_length=12, choices=TimelineEventKind, default=TimelineEventKind.OTHER)
+    description = models.TextField("description", help_text="A short description of what happened.")
+    link = models.URLField("link", max_length=500, blank=True, help_text="A graph or log that shows it.")
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [models.Index(fields=["incident", "occurred_at"], name="timeline_incident_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.get_kind_display()}: {self.description[:60]}"
+
+    def get_absolute_url(self) -> str:
+        return self.incident.get_absolute_url() + f"#event-{self.pk}"
+
+
+class FactorCategory(models.TextChoices):
+    TOOLS = "tools", "Tools"
+    PROCESS = "process", "Process"
+    CULTURE = "culture", "Culture"
+    TECHNOLOGY = "technology", "Technology"
+    EXTERNAL = "external", "External"
+
+
+class ContributingFactor(models.Model):
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="factors", verbose_name="incident"
+    )
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="children",
+        verbose_name="answers “why?” of",
+        help_text="The factor this one explains; leave empty for a starting point.",
+    )
+    description = models.TextField(
+        "description", help_text="Keep asking “why?”: probe tools, culture and processes."
+    )
+    category = models.CharField(
+        "category", max_length=12, choices=FactorCategory, default=FactorCategory.TECHNOLOGY
+    )
+    is_human_error = models.BooleanField(
+        "human error",
+        default=False,
+        help_text="Never stop here: ask why no safeguard, review or rollback existed.",
+    )
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(parent=models.F("id")), name="factor_not_its_own_parent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.description[:80]
+
+    def get_absolute_url(self) -> str:
+        return self.incident.get_absolute_url() + f"#factor-{self.pk}"
+
+    def clean(self):
+        if self.parent_id is None:
+            return
+        parent = self.parent
+        if parent.incident_id != self.incident_id:
+            raise ValidationError({"parent": "A factor can only answer “why?” for a factor of the same incident."})
+        seen = {self.pk} if self.pk else set()
+        while parent is not None:
+            if parent.pk in seen:
+                raise ValidationError({"parent": "A factor cannot answer “why?” for itself."})
+            seen.add(parent.pk)
+            parent = parent.parent
+
+    def save(self, *args, **kwargs):
+        # The tree must not cross incidents; no database constraint can say so across a self-reference.
+        self.clean()
+        super().save(*args, **kwargs)
+
+
+class Priority(models.TextChoices):
+    P1 = "P1", "P1 — urgent"
+    P2 = "P2", "P2 — high"
+    P3 = "P3", "P3 — medium"
+    P4 = "P4", "P4 — low"
+
+
+class ActionItemStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    IN_PROGRESS = "in_progress", "In progress"
+    DONE = "done", "Done"
+    WONT_DO = "wont_do", "Won’t do"
+
+
+class ActionItem(models.Model):
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="action_items", verbose_name="incident"
+    )
+    title = models.CharField("title", max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="action_items",
+        verbose_name="owner",
+    )
+    due_date = models.DateField("due date", null=True, blank=True)
+    priority = models.CharField("priority", max_length=2, choices=Priority, blank=True)
+    backlog_link = models.URLField(
+        "backlog link", max_length=500, blank=True, help_text="The item in your tracker."
+    )
+    status = models.CharField(
+        "status", max_length=12, choices=ActionItemStatus, default=ActionItemStatus.OPEN
+    )
+    wont_do_reason = models.TextField("reason it won’t be done", blank=True)
+    factors = models.ManyToManyField(
+        ContributingFactor,
+        related_name="action_items",
+        blank=True,
+        verbose_name="addresses factors",
+    )
+    completed_at = models.DateTimeField("completed", null=True, blank=True)
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    class Meta:
+        ordering = ["due_date", "id"]
+        indexes = [models.Index(fields=["owner", "status", "due_date"], name="actionitem_owner_status_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status=ActionItemStatus.WONT_DO) | ~Q(wont_do_reason=""),
+                name="actionitem_wont_do_needs_reason",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=ActionItemStatus.DONE) | Q(completed_at__isnull=False),
+                name="actionitem_done_has_completed_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return self.incident.get_absolute_url() + f"#action-{self.pk}"
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in (ActionItemStatus.DONE, ActionItemStatus.WONT_DO)
+
+    def is_overdue(self, today) -> bool:
+        return not self.is_closed and self.due_date is not None and self.due_date < today
+
+
+class Lesson(models.Model):
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="lessons", verbose_name="incident"
+    )
+    text = models.TextField(
+        "lesson", help_text="What was learned, what was unexpected, which process broke."
+    )
+    action_items = models.ManyToManyField(
+        ActionItem, related_name="lessons", blank=True, verbose_name="leads to action items"
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+    def get_absolute_url(self) -> str:
+        return self.incident.get_absolute_url() + f"#lesson-{self.pk}"
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REQUEST_CHANGES = "request_changes", "Request changes"
+
+
+class SignOff(models.Model):
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="sign_offs", verbose_name="incident"
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sign_offs", verbose_name="reviewer"
+    )
+    decision = models.CharField("decision", max_length=16, choices=Decision)
+    comment = models.TextField("comment", blank=True)
+    revision = models.PositiveIntegerField("on revision")
+    is_current = models.BooleanField(
+        "current", default=True, help_text="The reviewer's latest sign-off; earlier ones are history."
+    )
+    created_at = models.DateTimeField("signed", auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "reviewer"],
+                condition=Q(is_current=True),
+                name="signoff_one_current_per_reviewer",
+            ),
+            models.CheckConstraint(
+                condition=~Q(decision="request_changes") | ~Q(comment=""),
+                name="signoff_request_changes_needs_comment",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer}: {self.get_decision_display()} on revision {self.revision}"
+
+    def get_absolute_url(self) -> str:
+        return self.incident.get_absolute_url() + "#sign-offs"
+
+    def is_stale(self) -> bool:
+        return self.revision != self.incident.revision
+
+
+class ActivityVerb(models.TextChoices):
+    CREATED = "created", "created the postmortem"
+    EDITED = "edited", "edited"
+    REVIEW_REQUESTED = "review_requested", "requested review"
+    WITHDRAWN = "withdrawn", "withdrew it from review"
+    APPROVED = "approved", "approved"
+    CHANGES_REQUESTED = "changes_requested", "requested changes"
+    COMMENTED = "commented", "commented"
+    PUBLISHED = "published", "published"
+    REOPENED = "reopened", "reopened"
+    ACTION_ITEM_UPDATED = "action_item_updated", "updated an action item"
+    IMPORTED = "imported", "imported"
+
+
+class Activity(models.Model):
+    """Append-only: who did what to an incident, and when."""
+
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="activities", verbose_name="incident"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="who",
+    )
+    verb = models.CharField("what", max_length=24, choices=ActivityVerb)
+    detail = models.TextField("detail", blank=True)
+    revision = models.PositiveIntegerField("revision", null=True, blank=True)
+    is_staff_action = models.BooleanField("staff action", default=False)
+    created_at = models.DateTimeField("when", auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "activities"
+
+    def __str__(self) -> str:
+        who = self.actor or "someone"
+        return f"{who} {self.get_verb_display()} {self.detail}".strip()
+
+    def get_absolute_url(self) -> str:
+        return self.incident.get_absolute_url() + "#activity"

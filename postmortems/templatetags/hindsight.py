@@ -1,0 +1,67 @@
+import zoneinfo
+from datetime import timedelta
+
+from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+
+from postmortems.markdown import render_markdown
+
+register = template.Library()
+
+
+@register.filter(name="markdown")
+def markdown_filter(text):
+    return render_markdown(text)
+
+
+def _zone(name: str | None) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+@register.simple_tag(takes_context=True)
+def zoned_time(context, value, zone_name):
+    """A time in the zone it was written in, with the zone's name; the reader's own zone on hover."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value, _zone(zone_name))
+    user = context.get("user")
+    reader_zone = _zone(getattr(user, "time_zone", None))
+    theirs = timezone.localtime(value, reader_zone)
+    return format_html(
+        '<time datetime="{}" title="{} in your zone ({})">{} <span class="text-body-secondary">{}</span></time>',
+        value.isoformat(),
+        theirs.strftime("%Y-%m-%d %H:%M %Z"),
+        reader_zone.key,
+        local.strftime("%Y-%m-%d %H:%M"),
+        local.strftime("%Z") if local.strftime("%Z") == zone_name else f"{local:%Z} ({zone_name})",
+    )
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    """A span as a person reads it: “2 h 05 min”, “45 min”, “3 d 4 h”."""
+    if value is None:
+        return "—"
+    minutes = int(value.total_seconds() // 60)
+    if minutes < 0:
+        return "—"
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min"
+
+
+@register.simple_tag(takes_context=True)
+def url_with(context, **changes):
+    """The current query string with some parameters replaced (for pagination links)."""
+    query = context["request"].GET.copy()
+    for key, value in changes.items():
+        query[key] = value
+    return "?" + query.urlencode()

@@ -1,0 +1,63 @@
+import pytest
+
+from postmortems.markdown import render_markdown
+
+
+def test_renders_tables_and_emphasis():
+    html = render_markdown("**bold**\n\n| a | b |\n|---|---|\n| 1 | 2 |")
+    assert "<strong>bold</strong>" in html
+    assert "<table>" in html
+    assert "<td>1</td>" in html
+
+
+def test_script_tags_are_removed_with_their_content():
+    html = render_markdown("hello <script>alert('x')</script> world")
+    assert "<script" not in html
+    assert "alert" not in html
+    assert "hello" in html
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "[click](javascript:alert(1))",
+        '<a href="javascript:alert(1)">click</a>',
+        "[click](JaVaScRiPt:alert(1))",
+        '<a href="data:text/html;base64,PHNjcmlwdD4=">click</a>',
+    ],
+)
+def test_dangerous_link_schemes_are_dropped(source):
+    html = render_markdown(source)
+    assert "javascript" not in html.lower()
+    assert "data:" not in html
+    assert "click" in html
+
+
+def test_event_handler_attributes_are_removed():
+    html = render_markdown('<img src="https://example.com/x.png" onerror="alert(1)"><b onclick="x()">b</b>')
+    assert "onerror" not in html
+    assert "onclick" not in html
+    assert '<img src="https://example.com/x.png">' in html
+
+
+def test_raw_html_outside_the_allow_list_is_stripped():
+    html = render_markdown('<iframe src="https://evil.example"></iframe><style>body{}</style><div class="x">text</div>')
+    assert "<iframe" not in html
+    assert "<style" not in html
+    assert "<div" not in html
+    assert "text" in html
+
+
+def test_images_keep_http_sources_and_alt_text():
+    html = render_markdown("![error rate](https://grafana.example.com/render.png)")
+    assert '<img alt="error rate" src="https://grafana.example.com/render.png">' in html
+
+
+def test_links_get_safe_rel():
+    html = render_markdown("[graph](https://grafana.example.com/d/1)")
+    assert 'rel="noopener noreferrer nofollow"' in html
+
+
+def test_empty_text_renders_nothing():
+    assert render_markdown("") == ""
+    assert render_markdown(None) == ""

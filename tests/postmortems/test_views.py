@@ -1,0 +1,182 @@
+import re
+
+import pytest
+from django.urls import reverse
+
+from postmortems.models import Status, Visibility
+from tests.factories import (
+    ActionItemFactory,
+    ContributingFactorFactory,
+    IncidentFactory,
+    TimelineEventFactory,
+    UserFactory,
+    full_incident,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/postmortems/", "/postmortems/1/", "/accounts/password/", "/markdownx/markdownify/"],
+)
+def test_anonymous_visitor_is_sent_to_sign_in(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+
+
+def test_root_redirects_to_the_list(client, user):
+    client.force_login(user)
+    response = client.get("/")
+    assert response["Location"] == reverse("postmortems:list")
+
+
+def test_sign_in_page_is_open_and_signs_in(client):
+    UserFactory(username="alice", password="hindsight-demo")
+    page = client.get("/accounts/login/")
+    assert b"Sign in" in page.content
+    response = client.post("/accounts/login/", {"username": "alice", "password": "hindsight-demo"}, follow=True)
+    assert response.context["user"].username == "alice"
+    assert b"Signed in as" in response.content
+
+
+def test_sign_in_with_a_wrong_password_keeps_the_username_and_says_why(client):
+    UserFactory(username="alice", password="hindsight-demo")
+    response = client.post("/accounts/login/", {"username": "alice", "password": "nope"})
+    assert not response.context["user"].is_authenticated
+    assert b'value="alice"' in response.content
+    assert b"correct username and password" in response.content
+
+
+def test_detail_shows_every_section_in_template_order(client_for, full_incident):
+    incident = full_incident
+    body = client_for(UserFactory()).get(incident.get_absolute_url()).content.decode()
+    expected_in_order = [
+        incident.title,
+        "Incident date",
+        "Wednesday, 4 March 2026",
+        "Owner",
+        str(incident.owner),
+        "Peer-review committee",
+        "Rita Reviewer",
+        "Tags",
+        "database",
+        "Summary",
+        "<strong>connection-pool</strong>",
+        "Supporting data",
+        "<td>4512</td>",
+        "Customer impact",
+        "1234 impacted customers",
+        "EU customers could not check out.",
+        "Incident response analysis",
+        "<strong>Detection</strong> took twelve minutes.",
+        "Post-incident analysis",
+        "The config push skipped staging.",
+        "Timeline",
+        "Timeline event number 0",
+        "Contributing factors",
+        "Pool size set to 5 in production",
+        "Why 2: no review of config values",
+        "Lessons learned",
+        "Config changes need the same review as code.",
+        "Action items",
+        "Validate pool sizes in CI 0",
+        "https://tracker.example.com/OPS-100",
+    ]
+    position = 0
+    for text in expected_in_order:
+        found = body.find(text, position)
+        assert found != -1, f"{text!r} missing, or not after the previous section"
+        position = found
+
+
+def test_detail_shows_times_in_the_incident_zone_with_its_name(client_for, full_incident):
+    viewer = UserFactory(time_zone="America/New_York")
+    body = client_for(viewer).get(full_incident.get_absolute_url()).content.decode()
+    # 08:00 UTC is 09:00 in Berlin in March; the reader's zone is on hover.
+    assert "2026-03-04 09:00" in body
+    assert "CET (Europe/Berlin)" in body
+    assert "2026-03-04 03:00 EST in your zone (America/New_York)" in body
+    assert "time to detect 12 min" in body
+
+
+def test_detail_renders_markdown_sanitised(client_for):
+    incident = IncidentFactory(summary='Hi <script>alert("x")</script>[a](javascript:alert(1)) <b onclick="x">b</b>')
+    body = client_for(UserFactory()).get(incident.get_absolute_url()).content.decode()
+    assert "<script>alert" not in body
+    assert "javascript:alert" not in body
+    assert "onclick" not in body
+
+
+def test_detail_of_someone_elses_draft_is_not_found(client_for):
+    draft = IncidentFactory(status=Status.DRAFT)
+    response = client_for(UserFactory()).get(draft.get_absolute_url())
+    assert response.status_code == 404
+
+
+def test_detail_of_restricted_incident_is_not_found_for_outsiders(client_for):
+    incident = IncidentFactory(visibility=Visibility.RESTRICTED)
+    assert client_for(UserFactory()).get(incident.get_absolute_url()).status_code == 404
+
+
+def test_list_shows_published_and_my_drafts_only(client_for):
+    me = UserFactory()
+    published = IncidentFactory(title="Published one")
+    mine = IncidentFactory(title="My own draft", owner=me, status=Status.DRAFT)
+    IncidentFactory(title="Someone else's draft", status=Status.DRAFT)
+    body = client_for(me).get("/postmortems/").content.decode()
+    assert published.title in body
+    assert mine.title in body
+    assert "My drafts" in body
+    assert "Someone else&#x27;s draft" not in body
+
+
+def test_list_filters_by_several_tags_with_and(client_for):
+    IncidentFactory(title="Both tags", tags=["dns", "network"])
+    IncidentFactory(title="Only dns", tags=["dns"])
+    body = client_for(UserFactory()).get("/postmortems/?tag=dns&tag=network").content.decode()
+    assert "Both tags" in body
+    assert "Only dns" not in body
+
+
+def _populate(count):
+    people = [UserFactory() for _ in range(3)]
+    incidents = []
+    for i in range(count):
+        incident = IncidentFactory(owner=people[i % 3], committee=[people[(i + 1) % 3]], tags=[f"t{i}", "shared"])
+        for _ in range(10):
+            TimelineEventFactory(incident=incident)
+        factors = [ContributingFactorFactory(incident=incident) for _ in range(5)]
+        for f in factors:
+            ActionItemFactory(incident=incident, owner=people[i % 3], factors=[f])
+        incidents.append(incident)
+    return incidents
+
+
+def test_list_queries_do_not_grow_with_rows(client_for, django_assert_max_num_queries):
+    _populate(30)
+    client = client_for(UserFactory())
+    with django_assert_max_num_queries(8):
+        response = client.get("/postmortems/")
+    assert len(response.context["incidents"]) == 20
+
+
+def test_detail_queries_do_not_grow_with_rows(client_for, django_assert_max_num_queries):
+    incidents = _populate(30)
+    client = client_for(UserFactory())
+    with django_assert_max_num_queries(18):
+        response = client.get(incidents[0].get_absolute_url())
+    body = response.content.decode()
+    assert body.count('class="kind-') == 10
+    assert len(re.findall(r'id="action-\d+"', body)) == 5
+
+
+def test_markdownx_preview_uses_the_sanitising_renderer(client_for):
+    response = client_for(UserFactory()).post(
+        "/markdownx/markdownify/", {"content": "**ok** <script>alert(1)</script><img src=x onerror=alert(1)>"}
+    )
+    html = response.content.decode()
+    assert "<strong>ok</strong>" in html
+    assert "<script" not in html
+    assert "onerror" not in html
