@@ -130,7 +130,9 @@ MARKDOWNX_MARKDOWNIFY_FUNCTION = "postmortems.markdown.render_markdown"
 
 # The review workflow and follow-through (DESIGN.md sections 5 and 8).
 POSTMORTEM_MIN_REVIEWERS = env.int("POSTMORTEM_MIN_REVIEWERS", default=1)
-ACTION_ITEM_SLO_DAYS = {"P1": 28, "P2": 56, "P3": 90, "P4": 180} | env.json("ACTION_ITEM_SLO_DAYS", default={})
+ACTION_ITEM_SLO_DAYS = {"P1": 28, "P2": 56, "P3": 90, "P4": 180} | env.json(
+    "ACTION_ITEM_SLO_DAYS", default={}
+)
 
 # Security. Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER_ENABLED=1.
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)

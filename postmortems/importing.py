@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from postmortems.models import Activity, ActivityVerb, Incident, Status, TimelineEvent, TimelineEventKind
+from postmortems.search import update_search_vector
 
 GITHUB_STATUS_KINDS = {
     "investigating": TimelineEventKind.DETECTION,
@@ -129,4 +130,22 @@ def import_record(record: Record, *, owner) -> tuple[Incident, bool]:
     Activity.objects.create(
         incident=incident, actor=owner, verb=ActivityVerb.IMPORTED, detail=f"from {record.url}"
     )
+    update_search_vector(incident.pk)
     return incident, True
+
+
+ARCHIVE_USERNAME = "public-archive"
+
+
+def archive_owner():
+    """The user who owns imported public postmortems when no owner is named; cannot sign in."""
+    from accounts.models import User
+
+    archive, created = User.objects.get_or_create(
+        username=ARCHIVE_USERNAME,
+        defaults={"display_name": "Public postmortem archive", "is_active": True},
+    )
+    if created:
+        archive.set_unusable_password()
+        archive.save(update_fields=["password"])
+    return archive

@@ -4,7 +4,7 @@ import markdown as python_markdown
 import nh3
 from django.utils.safestring import SafeString, mark_safe
 
-EXTENSIONS = ["tables", "fenced_code", "sane_lists", "nl2br"]
+EXTENSIONS = ["tables", "fenced_code", "sane_lists"]
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6",
@@ -36,4 +36,4 @@ def render_markdown(text: str | None) -> SafeString:
         filter_style_properties={"text-align"},
         strip_comments=True,
     )
-    return mark_safe(clean)  # noqa: S308 — nh3 just removed everything unsafe.
+    return mark_safe(clean)

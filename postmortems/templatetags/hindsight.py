@@ -4,6 +4,7 @@ from datetime import timedelta
 from django import template
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from postmortems.markdown import render_markdown
 
@@ -13,6 +14,15 @@ register = template.Library()
 @register.filter(name="markdown")
 def markdown_filter(text):
     return render_markdown(text)
+
+
+@register.filter(name="markdown_inline")
+def markdown_inline_filter(text):
+    """Short texts (a timeline entry, a factor) rendered without the wrapping paragraph."""
+    html = render_markdown(text)
+    if html.startswith("<p>") and html.endswith("</p>") and html.count("<p>") == 1:
+        return mark_safe(html[3:-4])
+    return html
 
 
 def _zone(name: str | None) -> zoneinfo.ZoneInfo:
@@ -32,7 +42,8 @@ def zoned_time(context, value, zone_name):
     reader_zone = _zone(getattr(user, "time_zone", None))
     theirs = timezone.localtime(value, reader_zone)
     return format_html(
-        '<time datetime="{}" title="{} in your zone ({})">{} <span class="text-body-secondary">{}</span></time>',
+        '<time datetime="{}" title="{} in your zone ({})">{} '
+        '<span class="text-body-secondary">{}</span></time>',
         value.isoformat(),
         theirs.strftime("%Y-%m-%d %H:%M %Z"),
         reader_zone.key,

@@ -41,7 +41,9 @@ def test_event_handler_attributes_are_removed():
 
 
 def test_raw_html_outside_the_allow_list_is_stripped():
-    html = render_markdown('<iframe src="https://evil.example"></iframe><style>body{}</style><div class="x">text</div>')
+    html = render_markdown(
+        '<iframe src="https://evil.example"></iframe><style>body{}</style><div class="x">text</div>'
+    )
     assert "<iframe" not in html
     assert "<style" not in html
     assert "<div" not in html

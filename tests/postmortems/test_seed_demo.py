@@ -4,7 +4,16 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import Team, User
-from postmortems.models import ActionItem, Activity, ContributingFactor, Incident, Lesson, SignOff, Status, TimelineEvent
+from postmortems.models import (
+    ActionItem,
+    Activity,
+    ContributingFactor,
+    Incident,
+    Lesson,
+    SignOff,
+    Status,
+    TimelineEvent,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -25,8 +34,11 @@ def test_seed_demo_without_public_data_creates_complete_demo(tmp_path):
     published = Incident.objects.published()
     assert published.count() >= 12
     for incident in published:
-        assert incident.summary and incident.supporting_data and incident.customer_impact
-        assert incident.response_analysis and incident.post_incident_analysis
+        assert incident.summary
+        assert incident.supporting_data
+        assert incident.customer_impact
+        assert incident.response_analysis
+        assert incident.post_incident_analysis
         assert incident.impacted_customers is not None
         assert incident.timeline_events.exists()
         assert incident.factors.filter(parent__isnull=False).exists()

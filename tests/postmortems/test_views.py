@@ -10,7 +10,6 @@ from tests.factories import (
     IncidentFactory,
     TimelineEventFactory,
     UserFactory,
-    full_incident,
 )
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +35,9 @@ def test_sign_in_page_is_open_and_signs_in(client):
     UserFactory(username="alice", password="hindsight-demo")
     page = client.get("/accounts/login/")
     assert b"Sign in" in page.content
-    response = client.post("/accounts/login/", {"username": "alice", "password": "hindsight-demo"}, follow=True)
+    response = client.post(
+        "/accounts/login/", {"username": "alice", "password": "hindsight-demo"}, follow=True
+    )
     assert response.context["user"].username == "alice"
     assert b"Signed in as" in response.content
 
@@ -102,7 +103,9 @@ def test_detail_shows_times_in_the_incident_zone_with_its_name(client_for, full_
 
 
 def test_detail_renders_markdown_sanitised(client_for):
-    incident = IncidentFactory(summary='Hi <script>alert("x")</script>[a](javascript:alert(1)) <b onclick="x">b</b>')
+    incident = IncidentFactory(
+        summary='Hi <script>alert("x")</script>[a](javascript:alert(1)) <b onclick="x">b</b>'
+    )
     body = client_for(UserFactory()).get(incident.get_absolute_url()).content.decode()
     assert "<script>alert" not in body
     assert "javascript:alert" not in body
@@ -144,7 +147,9 @@ def _populate(count):
     people = [UserFactory() for _ in range(3)]
     incidents = []
     for i in range(count):
-        incident = IncidentFactory(owner=people[i % 3], committee=[people[(i + 1) % 3]], tags=[f"t{i}", "shared"])
+        incident = IncidentFactory(
+            owner=people[i % 3], committee=[people[(i + 1) % 3]], tags=[f"t{i}", "shared"]
+        )
         for _ in range(10):
             TimelineEventFactory(incident=incident)
         factors = [ContributingFactorFactory(incident=incident) for _ in range(5)]

@@ -8,7 +8,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def people():
-    return {name: UserFactory(username=name) for name in ("owner", "coauthor", "reviewer", "teammate", "other")}
+    return {
+        name: UserFactory(username=name) for name in ("owner", "coauthor", "reviewer", "teammate", "other")
+    }
 
 
 @pytest.fixture

@@ -96,12 +96,6 @@ class Command(BaseCommand):
             return False
         status = data.get("status", Status.PUBLISHED)
         resolved_at = _dt(data.get("resolved_at"))
-        published_at = None
-        if status == Status.PUBLISHED:
-            base = resolved_at or dt.datetime.combine(
-                dt.date.fromisoformat(data["incident_date"]), dt.time(12), dt.UTC
-            )
-            published_at = base + dt.timedelta(days=6)
         incident = Incident.objects.create(
             title=data["title"],
             incident_date=dt.date.fromisoformat(data["incident_date"]),
@@ -120,7 +114,6 @@ class Command(BaseCommand):
             post_incident_analysis=data["post_incident_analysis"],
             status=status,
             visibility=Visibility.RESTRICTED if data.get("restricted") else Visibility.NORMAL,
-            published_at=published_at,
         )
         incident.committee.set(users[name] for name in data["committee"])
         incident.co_authors.set(users[name] for name in data["co_authors"])
@@ -177,11 +170,15 @@ class Command(BaseCommand):
         log = [Activity(incident=incident, actor=incident.owner, verb=ActivityVerb.CREATED, revision=1)]
         if incident.status != Status.DRAFT:
             log.append(
-                Activity(incident=incident, actor=incident.owner, verb=ActivityVerb.REVIEW_REQUESTED, revision=1)
+                Activity(
+                    incident=incident, actor=incident.owner, verb=ActivityVerb.REVIEW_REQUESTED, revision=1
+                )
             )
         sign_offs = data.get("sign_offs")
         if incident.status == Status.PUBLISHED:
-            sign_offs = [{"reviewer": name, "decision": Decision.APPROVE, "comment": ""} for name in data["committee"]]
+            sign_offs = [
+                {"reviewer": name, "decision": Decision.APPROVE, "comment": ""} for name in data["committee"]
+            ]
         for spec in sign_offs or []:
             reviewer = users[spec["reviewer"]]
             SignOff.objects.create(
@@ -191,15 +188,37 @@ class Command(BaseCommand):
                 comment=spec["comment"],
                 revision=incident.revision,
             )
-            verb = ActivityVerb.APPROVED if spec["decision"] == Decision.APPROVE else ActivityVerb.CHANGES_REQUESTED
-            log.append(Activity(incident=incident, actor=reviewer, verb=verb, detail=spec["comment"], revision=1))
+            verb = (
+                ActivityVerb.APPROVED
+                if spec["decision"] == Decision.APPROVE
+                else ActivityVerb.CHANGES_REQUESTED
+            )
+            log.append(
+                Activity(incident=incident, actor=reviewer, verb=verb, detail=spec["comment"], revision=1)
+            )
         if incident.status == Status.PUBLISHED:
-            log.append(Activity(incident=incident, actor=incident.owner, verb=ActivityVerb.PUBLISHED, revision=1))
+            log.append(
+                Activity(incident=incident, actor=incident.owner, verb=ActivityVerb.PUBLISHED, revision=1)
+            )
         Activity.objects.bulk_create(log)
+        # Spread the history over the days after the incident, as it would have happened.
+        start = incident.resolved_at or dt.datetime.combine(incident.incident_date, dt.time(12), dt.UTC)
+        if incident.status != Status.PUBLISHED:
+            start = min(start, dt.datetime.now(dt.UTC) - dt.timedelta(days=len(log)))
+        for day, activity in enumerate(log, start=1):
+            Activity.objects.filter(pk=activity.pk).update(
+                created_at=start + dt.timedelta(days=day, hours=day)
+            )
+        incident.sign_offs.update(created_at=start + dt.timedelta(days=len(log) - 1))
+        if incident.status == Status.PUBLISHED:
+            published_at = start + dt.timedelta(days=len(log), hours=len(log))
+            Incident.objects.filter(pk=incident.pk).update(published_at=published_at)
 
     def load_public(self, folder: Path):
         if not folder.is_dir():
-            self.stdout.write(f"No public postmortems at {folder}; skipping them (the demo data is complete without).")
+            self.stdout.write(
+                f"No public postmortems at {folder}; skipping them (the demo data is complete without)."
+            )
             return
         archive, created = User.objects.get_or_create(
             username="public-archive",
@@ -228,5 +247,7 @@ class Command(BaseCommand):
                     counts["created" if was_created else "existing"] += 1
                     taken += 1
         self.stdout.write(
-            "Public postmortems: {created} created, {existing} already there, {failed} unreadable.".format(**counts)
+            "Public postmortems: {created} created, {existing} already there, {failed} unreadable.".format(
+                **counts
+            )
         )
