@@ -44,5 +44,13 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The benchmark (README, "Benchmark"): fills a PostgreSQL database with BENCH_INCIDENTS published incidents
+# (skipped when it already holds them), then load-tests gunicorn with wrk and prints a table.
+BENCH_INCIDENTS ?= 100000
+bench: install
+	@command -v wrk >/dev/null || { echo "make bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hindsight_bench} $(BIN)/python bench/generate.py --if-needed $(BENCH_INCIDENTS)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hindsight_bench} $(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

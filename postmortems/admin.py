@@ -1,6 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import F
+from django.template.response import TemplateResponse
 
+from postmortems import workflow
+from postmortems.forms import ReopenForm
 from postmortems.models import (
     ActionItem,
     Activity,
@@ -11,6 +15,19 @@ from postmortems.models import (
     SignOff,
     TimelineEvent,
 )
+from postmortems.search import update_search_vector
+
+
+class ChildRowAdmin(admin.ModelAdmin):
+    """A part of an incident edited on its own: its incident's search vector follows the change."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        update_search_vector(obj.incident_id)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        update_search_vector(obj.incident_id)
 
 
 class TimelineEventInline(admin.TabularInline):
@@ -62,6 +79,66 @@ class LessonInline(admin.TabularInline):
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
+def _staff_transition(modeladmin, request, queryset, transition, done: str) -> None:
+    """Run a workflow transition on each selected incident as a staff action; report what was refused."""
+    succeeded = 0
+    for incident in queryset:
+        try:
+            transition(incident)
+        except workflow.WorkflowError as error:
+            modeladmin.message_user(request, f"“{incident}”: {error}", messages.ERROR)
+        else:
+            succeeded += 1
+    if succeeded:
+        modeladmin.message_user(request, f"{done}: {succeeded} postmortem(s).", messages.SUCCESS)
+
+
+@admin.action(description="Withdraw selected postmortems from review (staff action)")
+def withdraw_from_review(modeladmin, request, queryset):
+    _staff_transition(
+        modeladmin,
+        request,
+        queryset,
+        lambda incident: workflow.withdraw(incident, by=request.user, as_staff=True),
+        "Withdrawn from review",
+    )
+
+
+@admin.action(description="Publish selected postmortems (staff action; approvals and checks still apply)")
+def publish_as_staff(modeladmin, request, queryset):
+    _staff_transition(
+        modeladmin,
+        request,
+        queryset,
+        lambda incident: workflow.publish(incident, by=request.user, as_staff=True),
+        "Published",
+    )
+
+
+@admin.action(description="Reopen selected published postmortems (staff action, asks for a reason)")
+def reopen_as_staff(modeladmin, request, queryset):
+    form = ReopenForm(request.POST if "reason" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        reason = form.cleaned_data["reason"]
+        _staff_transition(
+            modeladmin,
+            request,
+            queryset,
+            lambda incident: workflow.reopen(incident, by=request.user, reason=reason),
+            "Reopened",
+        )
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Reopen postmortems",
+        "incidents": queryset,
+        "form": form,
+        "opts": modeladmin.model._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/postmortems/incident/reopen.html", context)
+
+
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
     list_display = ("title", "incident_date", "severity", "status", "visibility", "owner", "revision")
@@ -72,7 +149,9 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ("=id", "title__istartswith")
     autocomplete_fields = ("owner", "committee", "co_authors")
     filter_horizontal = ("teams",)
-    readonly_fields = ("revision", "created_at", "updated_at")
+    # Status changes only through the workflow actions below, so that its rules hold and are logged.
+    readonly_fields = ("status", "revision", "published_at", "created_at", "updated_at")
+    actions = [withdraw_from_review, publish_as_staff, reopen_as_staff]
     inlines = [TimelineEventInline, ContributingFactorInline, LessonInline, ActionItemInline]
     fieldsets = (
         (None, {"fields": ("title", "incident_date", "severity", "status", "visibility", "revision")}),
@@ -98,6 +177,8 @@ class IncidentAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
+        # Tags and inlines are saved by now; the stored search vector covers them all.
+        update_search_vector(form.instance.pk)
         incident = form.instance
         changed = [bool(form.changed_data)] + [fs.has_changed() for fs in formsets]
         if not change or not any(changed):
@@ -143,7 +224,7 @@ class ActivityAdmin(admin.ModelAdmin):
 
 
 @admin.register(ActionItem)
-class ActionItemAdmin(admin.ModelAdmin):
+class ActionItemAdmin(ChildRowAdmin):
     list_display = ("title", "incident", "owner", "due_date", "priority", "status")
     list_filter = ("status", "priority")
     list_select_related = ("incident", "owner")
@@ -152,21 +233,21 @@ class ActionItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(TimelineEvent)
-class TimelineEventAdmin(admin.ModelAdmin):
+class TimelineEventAdmin(ChildRowAdmin):
     list_display = ("occurred_at", "kind", "incident")
     list_select_related = ("incident",)
     raw_id_fields = ("incident",)
 
 
 @admin.register(ContributingFactor)
-class ContributingFactorAdmin(admin.ModelAdmin):
+class ContributingFactorAdmin(ChildRowAdmin):
     list_display = ("description", "category", "is_human_error", "incident")
     list_select_related = ("incident",)
     raw_id_fields = ("incident", "parent")
 
 
 @admin.register(Lesson)
-class LessonAdmin(admin.ModelAdmin):
+class LessonAdmin(ChildRowAdmin):
     list_display = ("text", "incident")
     list_select_related = ("incident",)
     raw_id_fields = ("incident",)

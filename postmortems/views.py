@@ -1,36 +1,151 @@
-from django.db.models import Prefetch
-from django.shortcuts import get_object_or_404
-from django.utils import timezone
-from django.views.generic import DetailView, ListView
+import math
+import zoneinfo
+from datetime import timedelta
 
-from postmortems.models import ActionItem, ContributingFactor, Incident, Lesson, SignOff, Status
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, ValidationError
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import slugify
+from django.views.decorators.http import require_POST
+from django.views.generic import DetailView, ListView, TemplateView, View
+from django.views.static import serve as static_serve
+from taggit.models import Tag
+
+from accounts.models import time_zone_choices
+from postmortems import changes, editing, export, followthrough, insights, search, uploads, workflow
+from postmortems.checks import run_checks
+from postmortems.followthrough import Scope
+from postmortems.followthrough_forms import (
+    ActionItemFilterForm,
+    ActionItemUpdateForm,
+    InsightsFilterForm,
+)
+from postmortems.forms import (
+    CommentForm,
+    IncidentBasicsForm,
+    ReopenForm,
+    RevisionForm,
+    SignOffForm,
+    step_forms,
+)
+from postmortems.markdown import render_markdown
+from postmortems.models import (
+    ActionItem,
+    ActivityVerb,
+    ContributingFactor,
+    Decision,
+    Incident,
+    Lesson,
+    SignOff,
+    Status,
+)
+
 
 class IncidentListView(ListView):
+    """Published incidents the user may see, narrowed and searched by the query string (search.SearchForm)."""
+
     template_name = "postmortems/incident_list.html"
     context_object_name = "incidents"
     paginate_by = 20
+    paginator_class = search.CappedPaginator
+
+    def search_data(self):
+        return self.request.GET
 
     def get_queryset(self):
-        qs = (
-            Incident.objects.visible_to(self.request.user)
-            .published()
-            .select_related("owner")
-            .prefetch_related("tags")
-        )
-        tags = self.request.GET.getlist("tag")
-        if tags:
-            qs = qs.with_tags(tags)
-        return qs
+        self.form = search.SearchForm(self.search_data())
+        self.form.is_valid()
+        incidents = self.form.filter(Incident.objects.visible_to(self.request.user).published())
+        return incidents.select_related("owner").prefetch_related("tags")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["my_drafts"] = (
-            Incident.objects.visible_to(self.request.user)
-            .drafts_of(self.request.user)
-            .order_by("-updated_at")[:10]
-        )
-        context["active_tags"] = self.request.GET.getlist("tag")
+        user = self.request.user
+        context["my_drafts"] = Incident.objects.visible_to(user).drafts_of(user).order_by("-updated_at")[:10]
+        slugs = self.form.cleaned_data.get("tag") or []
+        tag_names = dict(Tag.objects.filter(slug__in=slugs).values_list("slug", "name")) if slugs else {}
+        context["form"] = self.form
+        context["chips"] = self.form.chips(tag_names)
+        context["active_tags"] = slugs
+        query = self.form.cleaned_data.get("q", "")
+        context["query"] = query
+        for incident in context["incidents"]:
+            if query:
+                marked = getattr(incident, "headline", None)
+                if marked is None:
+                    marked = search.fallback_headline(incident.summary, query)
+                incident.snippet = search.highlight(marked)
+        context["ranked"] = bool(query) and search.uses_full_text()
+        context["rank_candidates"] = search.RANK_CANDIDATES
         return context
+
+
+class TagIncidentListView(IncidentListView):
+    """/tags/<slug>/: the list, narrowed to one tag (further narrowing continues on /postmortems/)."""
+
+    def search_data(self):
+        self.tag = get_object_or_404(Tag, slug=self.kwargs["slug"])
+        data = self.request.GET.copy()
+        if self.tag.slug not in data.getlist("tag"):
+            data.appendlist("tag", self.tag.slug)
+        return data
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["tag"] = self.tag
+        return context
+
+
+class TagListView(TemplateView):
+    """/tags/: every tag with how many incidents the user may see carry it; most used first, or A–Z."""
+
+    template_name = "postmortems/tag_list.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        order = "name" if self.request.GET.get("sort") == "name" else "count"
+        visible = Incident.objects.visible_to(self.request.user).published()
+        tags = list(search.tag_counts(visible, order=order))
+        context["tags"] = tags
+        context["order"] = order
+        if order == "name":
+            letters = {}
+            for tag in tags:
+                initial = tag.name[:1].upper()
+                letters.setdefault(initial if initial.isalpha() else "#", []).append(tag)
+            context["letters"] = sorted(letters.items())
+        return context
+
+
+def _readable_incident(request, pk) -> Incident:
+    return get_object_or_404(export.with_sections(Incident.objects.visible_to(request.user)), pk=pk)
+
+
+def incident_export(request, pk):
+    """/postmortems/<id>/export.md: the postmortem as Markdown, in the template's section order."""
+    incident = _readable_incident(request, pk)
+    response = HttpResponse(export.to_markdown(incident), content_type="text/markdown; charset=utf-8")
+    filename = f"postmortem-{incident.pk}-{slugify(incident.title)[:60] or 'untitled'}.md"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def incident_print(request, pk):
+    """A print-friendly page: the Markdown export rendered, with no navigation."""
+    incident = _readable_incident(request, pk)
+    body = render_markdown(export.to_markdown(incident))
+    return render(request, "postmortems/incident_print.html", {"incident": incident, "body": body})
+
 
 def factor_forest(factors):
     """Arrange factors (one query's worth) into “why?” trees: a list of (factor, children) pairs."""
@@ -42,6 +157,7 @@ def factor_forest(factors):
         return [(factor, grow(factor.pk)) for factor in children.get(parent_id, [])]
 
     return grow(None)
+
 
 class IncidentDetailView(DetailView):
     template_name = "postmortems/incident_detail.html"
@@ -83,4 +199,588 @@ class IncidentDetailView(DetailView):
         context["today"] = timezone.localdate()
         context["can_edit"] = incident.can_edit(self.request.user)
         context["Status"] = Status
+        add_review_context(context, self.request, incident)
+        context["related"] = search.related_incidents(incident, self.request.user)
+        context["related_open_items"] = followthrough.related_open_items(incident, self.request.user)
         return context
+
+
+# --- the review workflow (postmortems/workflow.py does the work; these translate HTTP) ---------------------
+
+
+def add_review_context(context: dict, request, incident: Incident) -> None:
+    """What the detail page shows for review: checklist, action panel, comments, changes since my sign-off."""
+    user = request.user
+    involved = incident.is_involved(user) or user.is_staff
+    findings = run_checks(incident) if involved else []
+    actions = workflow.actions_for(
+        incident, user, current_sign_offs=incident.current_sign_offs, findings=findings
+    )
+    comments: dict[str, list] = {}
+    for remark in incident.comments.select_related("author"):
+        comments.setdefault(remark.section, []).append(remark)
+    context.update(
+        show_checklist=involved,
+        findings=findings,
+        actions=actions,
+        comments_by_section=comments,
+        Decision=Decision,
+    )
+    context.setdefault("sign_off_form", SignOffForm(initial={"revision": incident.revision}))
+    context.setdefault("reopen_form", ReopenForm())
+    mine = actions.my_sign_off
+    if mine is not None and mine.revision != incident.revision:
+        context["my_stale_sign_off"] = mine
+        context["changes_since_sign_off"] = (
+            changes.diff(mine.snapshot, changes.snapshot(incident)) if mine.snapshot else None
+        )
+
+
+def _redisplay(request, pk: int, **forms) -> TemplateResponse:
+    """The detail page again, with a bound form's errors next to its field."""
+    view = IncidentDetailView()
+    view.setup(request, pk=pk)
+    view.object = view.get_object()
+    context = view.get_context_data(object=view.object, **forms)
+    return TemplateResponse(request, view.template_name, context, status=400)
+
+
+def _run(request, incident: Incident, action, success: str, *, anchor: str = ""):
+    """Call one workflow function; refusals become a message (or a 403 for someone with no part in it)."""
+    try:
+        action()
+    except workflow.NotAllowed as error:
+        raise PermissionDenied(str(error)) from error
+    except workflow.WorkflowError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, success)
+    return redirect(incident.get_absolute_url() + anchor)
+
+
+def _incident(request, pk: int) -> Incident:
+    return get_object_or_404(Incident.objects.visible_to(request.user), pk=pk)
+
+
+@require_POST
+def request_review(request, pk: int):
+    incident = _incident(request, pk)
+    return _run(
+        request,
+        incident,
+        lambda: workflow.request_review(incident, by=request.user),
+        "Review requested: the committee has been emailed.",
+    )
+
+
+@require_POST
+def withdraw(request, pk: int):
+    incident = _incident(request, pk)
+    return _run(
+        request,
+        incident,
+        lambda: workflow.withdraw(incident, by=request.user),
+        "Withdrawn from review: it is a draft again, and earlier sign-offs are stale.",
+    )
+
+
+def _sign_off(request, pk: int, *, decision: str):
+    incident = _incident(request, pk)
+    changes_requested = decision == Decision.REQUEST_CHANGES
+    form = SignOffForm(request.POST, comment_required=changes_requested)
+    if not workflow.is_reviewer(incident, request.user):
+        raise PermissionDenied("Only members of the peer-review committee can sign off.")
+    if not form.is_valid():
+        return _redisplay(request, pk, sign_off_form=form)
+    action = workflow.request_changes if changes_requested else workflow.approve
+    return _run(
+        request,
+        incident,
+        lambda: action(incident, by=request.user, **form.cleaned_data),
+        "Changes requested: the owner has been emailed." if changes_requested else "Approved.",
+        anchor="#sign-offs",
+    )
+
+
+@require_POST
+def approve(request, pk: int):
+    return _sign_off(request, pk, decision=Decision.APPROVE)
+
+
+@require_POST
+def request_changes(request, pk: int):
+    return _sign_off(request, pk, decision=Decision.REQUEST_CHANGES)
+
+
+@require_POST
+def publish(request, pk: int):
+    incident = _incident(request, pk)
+    return _run(
+        request,
+        incident,
+        lambda: workflow.publish(incident, by=request.user),
+        "Published: it is read-only now and visible to its readers.",
+    )
+
+
+@require_POST
+def reopen(request, pk: int):
+    incident = _incident(request, pk)
+    if not (incident.owner_id == request.user.pk or request.user.is_staff):
+        raise PermissionDenied("Only the owner or staff can reopen a published postmortem.")
+    form = ReopenForm(request.POST)
+    if not form.is_valid():
+        return _redisplay(request, pk, reopen_form=form)
+    return _run(
+        request,
+        incident,
+        lambda: workflow.reopen(incident, by=request.user, reason=form.cleaned_data["reason"]),
+        "Reopened: it is a draft again and needs review before it is published.",
+    )
+
+
+@require_POST
+def comment(request, pk: int):
+    incident = _incident(request, pk)
+    if not (incident.is_involved(request.user) or request.user.is_staff):
+        raise PermissionDenied("Only the owner, co-authors and the committee can comment.")
+    form = CommentForm(request.POST)
+    if not form.is_valid():
+        return _redisplay(request, pk, comment_form=form)
+    section = form.cleaned_data["section"]
+    return _run(
+        request,
+        incident,
+        lambda: workflow.comment(incident, by=request.user, section=section, text=form.cleaned_data["text"]),
+        "Comment added.",
+        anchor=f"#comments-{section}",
+    )
+
+
+def reviews(request):
+    """Awaiting my review: incidents in review where I am on the committee, with my sign-off's state."""
+    user = request.user
+    mine = SignOff.objects.filter(is_current=True, reviewer=user)
+    incidents = list(
+        Incident.objects.visible_to(user)
+        .filter(status=Status.IN_REVIEW, committee=user)
+        .exclude(owner=user)
+        .select_related("owner")
+        .prefetch_related(Prefetch("sign_offs", queryset=mine, to_attr="my_sign_offs"))
+        .order_by("updated_at")
+    )
+    rows = []
+    for incident in incidents:
+        sign_off = incident.my_sign_offs[0] if incident.my_sign_offs else None
+        if sign_off is None:
+            state = "missing"
+        elif sign_off.revision != incident.revision:
+            state = "stale"
+        else:
+            state = "current"
+        rows.append({"incident": incident, "sign_off": sign_off, "state": state})
+    # What needs me first: never signed, then stale, then already signed.
+    rows.sort(key=lambda row: ["missing", "stale", "current"].index(row["state"]))
+    return TemplateResponse(request, "postmortems/reviews.html", {"rows": rows})
+
+
+# --- authoring (postmortems/forms.py validates, postmortems/editing.py saves; these translate HTTP) ---------
+
+
+def _editable_incident(request, pk: int) -> Incident:
+    """The incident if the user may edit it: 404 when they cannot see it, 403 when they may not edit it."""
+    visible = editing.with_progress(Incident.objects.visible_to(request.user)).prefetch_related("co_authors")
+    incident = get_object_or_404(visible, pk=pk)
+    if not incident.can_edit(request.user):
+        raise PermissionDenied("Only the owner and co-authors edit a postmortem, until it is published.")
+    return incident
+
+
+def _count(value: str | None) -> int:
+    return int(value) if value and value.isdigit() else 0
+
+
+class IncidentCreateView(View):
+    """/postmortems/new/: the basics step; saving it creates the draft."""
+
+    def get(self, request):
+        today = timezone.localdate()
+        initial = {"owner": request.user, "time_zone": request.user.time_zone, "incident_date": today}
+        return self.render(IncidentBasicsForm(initial=initial))
+
+    def post(self, request):
+        form = IncidentBasicsForm(request.POST)
+        if not form.is_valid():
+            return self.render(form)
+        incident = editing.create_incident(form, by=request.user)
+        messages.success(request, "Draft created. Nobody but its authors and committee can see it yet.")
+        step = editing.next_step("basics") if request.POST.get("_save") == "continue" else "basics"
+        return redirect("postmortems:edit", incident.pk, step)
+
+    def render(self, form):
+        context = {
+            "step": "basics",
+            "forms": [form],
+            "steps": [(step, False) for step in editing.STEPS],
+            "time_zones": time_zone_choices(),
+        }
+        return TemplateResponse(self.request, "postmortems/edit/step.html", context)
+
+
+class StepEditView(View):
+    """/postmortems/<id>/edit/<step>/: one step of the postmortem; POST saves it (or autosaves, as JSON)."""
+
+    def dispatch(self, request, pk: int, step: str):
+        if step not in editing.STEP_SLUGS:
+            raise Http404("No such step.")
+        self.incident, self.step = _editable_incident(request, pk), step
+        return super().dispatch(request, pk, step)
+
+    def get(self, request, pk: int, step: str):
+        extra, why = _count(request.GET.get("add")), _count(request.GET.get("why")) or None
+        forms = step_forms(step, self.incident, extra=extra, why=why)
+        return self.render(forms, RevisionForm(initial={"expected_revision": self.incident.revision}))
+
+    def post(self, request, pk: int, step: str):
+        if step == "review":
+            return redirect(self.incident)
+        forms, revision_form = step_forms(step, self.incident, data=request.POST), RevisionForm(request.POST)
+        autosave, action = request.POST.get("_autosave") == "1", request.POST.get("_save", "draft")
+        if not all([revision_form.is_valid(), *(form.is_valid() for form in forms)]):
+            return _autosave_errors(forms, revision_form) if autosave else self.render(forms, revision_form)
+        try:
+            revision = editing.save_step(
+                self.incident,
+                step=step,
+                forms=forms,
+                by=request.user,
+                expected_revision=revision_form.cleaned_data["expected_revision"],
+                resume_at=editing.next_step(step) if action == "continue" else step,
+                autosave=autosave,
+            )
+        except editing.EditConflict as conflict:
+            if autosave:
+                return JsonResponse({"conflict": True, "revision": conflict.current.revision}, status=409)
+            current = RevisionForm(initial={"expected_revision": conflict.current.revision})
+            return self.render(forms, current, conflict=conflict.current)
+        except editing.EditRefused as refused:
+            raise PermissionDenied(str(refused)) from refused
+        except ValidationError as error:  # e.g. two rows that make a “why?” chain circular
+            messages.error(request, " ".join(error.messages))
+            return self.render(forms, revision_form)
+        if autosave:
+            saved_at = timezone.localtime(timezone.now(), _user_zone(request.user))
+            return JsonResponse({"revision": revision, "saved_at": f"{saved_at:%H:%M}"})
+        return self.redirect_after(action)
+
+    def redirect_after(self, action: str):
+        url = reverse("postmortems:edit", args=[self.incident.pk, self.step])
+        if action == "continue":
+            return redirect("postmortems:edit", self.incident.pk, editing.next_step(self.step))
+        if action == "add":
+            return redirect(f"{url}?add={_count(self.request.GET.get('add')) + 1}")
+        if action.startswith("why-") and action[4:].isdigit():
+            return redirect(f"{url}?why={action[4:]}#new-row")
+        messages.success(self.request, "Saved.")
+        return redirect(url)
+
+    def render(self, forms, revision_form, *, conflict: Incident | None = None):
+        incident, step = self.incident, self.step
+        context = {
+            "incident": incident,
+            "step": step,
+            "step_label": editing.STEP_LABELS[step],
+            "steps": editing.progress(incident),
+            "forms": forms,
+            "revision_form": revision_form,
+            "conflict": conflict,
+            "time_zones": time_zone_choices() if step in ("basics", "timeline") else (),
+        }
+        if conflict is not None:
+            context["conflict_by"] = _last_editor(incident, step)
+            context["saved"] = _saved_rows(conflict, step)
+        if step == "factors":
+            context["factor_rows"] = _factor_rows(forms[0])
+        if step == "review":
+            _add_review_step_context(context, incident, self.request.user)
+        status = 409 if conflict else 200
+        return TemplateResponse(self.request, "postmortems/edit/step.html", context, status=status)
+
+
+def _user_zone(user) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(user.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def _autosave_errors(forms, revision_form) -> JsonResponse:
+    """Why an autosave was refused, as messages the page can show next to its status."""
+    errors = [f"{name}: {' '.join(messages_)}" for name, messages_ in revision_form.errors.items()]
+    for form in forms:
+        for name, field_errors in form.errors.items():
+            label = form.fields[name].label if name in form.fields else ""
+            errors.append(f"{label or 'Form'}: {' '.join(field_errors)}")
+    return JsonResponse({"errors": errors}, status=400)
+
+
+def _last_editor(incident: Incident, step: str):
+    activity = (
+        incident.activities.filter(verb=ActivityVerb.EDITED, detail=editing.STEP_LABELS[step])
+        .select_related("actor")
+        .first()
+    )
+    return activity.actor if activity else None
+
+
+def _saved_rows(current: Incident, step: str):
+    """The rows of a formset step as they are saved now, for the conflict page's “saved version” column."""
+    rows = {
+        "timeline": lambda: current.timeline_events.all(),
+        "factors": lambda: current.factors.select_related("parent"),
+        "lessons": lambda: current.lessons.prefetch_related("action_items"),
+        "actions": lambda: current.action_items.select_related("owner").prefetch_related("factors"),
+    }
+    return list(rows[step]()) if step in rows else None
+
+
+def _factor_rows(formset) -> list[tuple]:
+    """The factor forms in “why?”-tree order, with their depth; new rows last."""
+    saved = {form.instance.pk: form for form in formset.initial_forms}
+    children: dict = {}
+    for form in formset.initial_forms:
+        parent_id = form.instance.parent_id if form.instance.parent_id in saved else None
+        children.setdefault(parent_id, []).append(form)
+    ordered: list[tuple] = []
+    placed: set = set()
+
+    def walk(parent_id, depth):
+        for form in children.get(parent_id, []):
+            if form.instance.pk not in placed:
+                placed.add(form.instance.pk)
+                ordered.append((form, depth))
+                walk(form.instance.pk, depth + 1)
+
+    walk(None, 0)
+    # Rows a rejected submission made circular have no root; they still show, with their errors.
+    stray = [(form, 0) for form in formset.initial_forms if form.instance.pk not in placed]
+    return ordered + stray + [(form, 0) for form in formset.extra_forms]
+
+
+def _add_review_step_context(context: dict, incident: Incident, user) -> None:
+    full = (
+        Incident.objects.filter(pk=incident.pk)
+        .select_related("owner")
+        .prefetch_related(
+            "committee",
+            "co_authors",
+            "tags",
+            "timeline_events",
+            Prefetch("factors", queryset=ContributingFactor.objects.prefetch_related("action_items")),
+            Prefetch(
+                "action_items",
+                queryset=ActionItem.objects.select_related("owner").prefetch_related("factors"),
+            ),
+            Prefetch("lessons", queryset=Lesson.objects.prefetch_related("action_items")),
+        )
+        .get()
+    )
+    context["full"] = full
+    context["findings"] = run_checks(full)
+    context["factor_forest"] = factor_forest(full.factors.all())
+    context["today"] = timezone.localdate()
+    context["can_edit"] = True
+
+
+def edit_start(request, pk: int):
+    """/postmortems/<id>/edit/: resume where the author left off."""
+    incident = _editable_incident(request, pk)
+    return redirect("postmortems:edit", incident.pk, incident.last_step or "basics")
+
+
+def my_drafts(request):
+    """/postmortems/drafts/: the drafts I own or co-author, each resuming at the step I left."""
+    drafts = (
+        Incident.objects.visible_to(request.user)
+        .drafts_of(request.user)
+        .select_related("owner")
+        .order_by("-updated_at")[:100]
+    )
+    return TemplateResponse(request, "postmortems/edit/drafts.html", {"drafts": drafts})
+
+
+def tag_suggestions(request):
+    """/postmortems/tags.json?q=da: names of tags on incidents the user can see, for autocomplete."""
+    prefix = request.GET.get("q", "").strip()[:100]
+    visible = Incident.objects.visible_to(request.user).values("pk")
+    names = (
+        Tag.objects.filter(
+            taggit_taggeditem_items__content_type__app_label="postmortems",
+            taggit_taggeditem_items__content_type__model="incident",
+            taggit_taggeditem_items__object_id__in=visible,
+            name__istartswith=prefix,
+        )
+        .order_by("name")
+        .values_list("name", flat=True)
+        .distinct()[:10]
+    )
+    return JsonResponse({"tags": list(names)})
+
+
+@login_required
+@require_POST
+def upload_image(request):
+    """markdownx's upload endpoint: a verified, re-encoded PNG, JPEG or WebP, as a Markdown image."""
+    try:
+        name = uploads.store_image(request.FILES.get("image"))
+    except ValidationError as error:
+        return JsonResponse({"error": " ".join(error.messages)}, status=400)
+    return JsonResponse({"image_code": f"![]({default_storage.url(name)})"})
+
+
+@login_required
+def serve_media(request, path: str):
+    """Uploaded files, for signed-in people only (in production too: no public /media/)."""
+    try:
+        response = static_serve(request, path, document_root=settings.MEDIA_ROOT)
+    except SuspiciousFileOperation as error:
+        raise Http404("No such file.") from error
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+# --- follow-through: action items and insights (postmortems/followthrough.py and insights.py do the work)
+
+
+def action_items(request):
+    """My action items across every postmortem I can see: overdue first, then due soon."""
+    user = request.user
+    today = timezone.localdate()
+    form = ActionItemFilterForm(request.GET)
+    form.is_valid()
+    chosen = {
+        "scope": Scope.MINE,
+        "status": "unfinished",
+        "priority": "",
+        "overdue": False,
+    } | form.cleaned_data
+    scoped = followthrough.in_scope(user, chosen["scope"])
+    items = scoped
+    if chosen["status"] == "unfinished":
+        items = items.unfinished()
+    elif chosen["status"] != "any":
+        items = items.filter(status=chosen["status"])
+    if chosen["priority"]:
+        items = items.filter(priority=chosen["priority"])
+    if chosen["overdue"]:
+        items = items.overdue(today)
+    items = (
+        followthrough.urgency_order(items, today)
+        .select_related("incident__owner", "owner")
+        .prefetch_related("incident__co_authors")
+    )
+    page = Paginator(items, 50).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "chosen": chosen,
+        "page_obj": page,
+        "items": page.object_list,
+        "counts": followthrough.counts(scoped, today),
+        "slo": followthrough.slo_table(scoped, today),
+        "today": today,
+        "soon": today + timedelta(days=followthrough.DUE_SOON_DAYS),
+    }
+    return TemplateResponse(request, "postmortems/action_items.html", context)
+
+
+def action_item_update(request, pk: int):
+    """Status and backlog link of one action item, also on published postmortems; the page behind each
+    row's small form, where a refused change shows its error next to the field."""
+    item = get_object_or_404(
+        ActionItem.objects.visible_to(request.user).select_related("incident__owner", "owner"), pk=pk
+    )
+    if not item.can_update(request.user):
+        raise PermissionDenied(
+            "Only the action item’s owner and the postmortem’s owner and co-authors can update it."
+        )
+    form = ActionItemUpdateForm(
+        request.POST if request.method == "POST" else None,
+        prefix=f"item-{item.pk}",
+        initial={
+            "status": item.status,
+            "wont_do_reason": item.wont_do_reason,
+            "backlog_link": item.backlog_link,
+            "next": request.GET.get("next", ""),
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            changed = followthrough.update_action_item(
+                item,
+                by=request.user,
+                status=data["status"],
+                backlog_link=data["backlog_link"],
+                wont_do_reason=data["wont_do_reason"],
+            )
+        except followthrough.NotAllowed as error:
+            raise PermissionDenied(str(error)) from error
+        except followthrough.FollowThroughError as error:
+            form.add_error(None, str(error))
+        else:
+            if changed:
+                messages.success(request, f"“{item.title}”: " + "; ".join(changed) + ".")
+            else:
+                messages.info(request, f"“{item.title}”: nothing changed.")
+            target = data["next"]
+            if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+                target = item.get_absolute_url()
+            return redirect(target)
+    status = 400 if request.method == "POST" else 200
+    return TemplateResponse(
+        request, "postmortems/action_item_form.html", {"item": item, "form": form}, status=status
+    )
+
+
+def insights_view(request):
+    """Incidents over time, time to detect/mitigate/resolve, publication and follow-through, for a period."""
+    form = InsightsFilterForm(request.GET)
+    form.is_valid()
+    defaults = InsightsFilterForm({})
+    defaults.is_valid()
+    chosen = defaults.cleaned_data | {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
+    start, end = chosen["date_from"], chosen["date_to"]
+    if start > end:
+        start, end = defaults.cleaned_data["date_from"], defaults.cleaned_data["date_to"]
+    incidents = insights.incidents_for(
+        request.user,
+        date_from=start,
+        date_to=end,
+        tag=chosen["tag"],
+        team=chosen["team"],
+        severity=chosen["severity"],
+    )
+    monthly = insights.incidents_per_month(incidents, start, end)
+    bars = [(f"{month:%b %y}", n) for month, n in monthly]
+    every = max(1, math.ceil(len(bars) / 12))
+    distributions = insights.distributions(incidents)
+    for dist in distributions:
+        dist.chart = insights.bar_chart(
+            dist.chart_bars, title=f"{dist.label}: histogram", chart_id=dist.name, width=440
+        )
+    context = {
+        "form": form,
+        "start": start,
+        "end": end,
+        "monthly": monthly,
+        "monthly_total": sum(n for _month, n in monthly),
+        "monthly_chart": insights.bar_chart(
+            bars, title="Incidents per month", chart_id="monthly", every=every
+        ),
+        "distributions": distributions,
+        "follow_through": insights.follow_through(incidents, timezone.localdate()),
+        "recurring_tags": insights.recurring_tags(incidents),
+        "min_sample": insights.MIN_SAMPLE,
+    }
+    return TemplateResponse(request, "postmortems/insights.html", context)

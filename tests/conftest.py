@@ -63,3 +63,28 @@ def public_data_dir() -> Path:
 @pytest.fixture
 def today() -> dt.date:
     return dt.date.today()
+
+
+class Clock:
+    """The current time as `django.utils.timezone.now` reports it, moved by the test."""
+
+    def __init__(self, now: dt.datetime):
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def set(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def advance(self, **delta) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    """Time stands still at 2026-03-10 07:00 UTC until the test moves it (also for auto_now fields and
+    `timezone.localdate()`): `clock.advance(days=1)`, `clock.set(...)`."""
+    clock = Clock(dt.datetime(2026, 3, 10, 7, 0, tzinfo=dt.UTC))
+    monkeypatch.setattr("django.utils.timezone.now", clock)
+    return clock

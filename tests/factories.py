@@ -7,6 +7,8 @@ from accounts.models import Team, User
 from postmortems.models import (
     ActionItem,
     ActionItemStatus,
+    Activity,
+    ActivityVerb,
     ContributingFactor,
     Decision,
     FactorCategory,
@@ -86,7 +88,9 @@ class TimelineEventFactory(factory.django.DjangoModelFactory):
         model = TimelineEvent
 
     incident = factory.SubFactory(IncidentFactory)
-    occurred_at = factory.Sequence(lambda n: dt.datetime(2026, 3, 4, 9, 0, tzinfo=dt.UTC) + dt.timedelta(minutes=n))
+    occurred_at = factory.Sequence(
+        lambda n: dt.datetime(2026, 3, 4, 9, 0, tzinfo=dt.UTC) + dt.timedelta(minutes=n)
+    )
     kind = TimelineEventKind.OTHER
     description = factory.Sequence(lambda n: f"Event {n} happened")
 
@@ -160,7 +164,9 @@ def full_incident(*, events=3, factors=3, action_items=2, **kwargs) -> Incident:
         TimelineEventFactory(
             incident=incident,
             occurred_at=incident.started_at + dt.timedelta(minutes=5 * i),
-            kind=[TimelineEventKind.TRIGGER, TimelineEventKind.DETECTION, TimelineEventKind.MITIGATION][i % 3],
+            kind=[TimelineEventKind.TRIGGER, TimelineEventKind.DETECTION, TimelineEventKind.MITIGATION][
+                i % 3
+            ],
             description=f"Timeline event number {i}",
         )
     root = ContributingFactorFactory(incident=incident, description="Pool size set to 5 in production")
@@ -184,3 +190,12 @@ def full_incident(*, events=3, factors=3, action_items=2, **kwargs) -> Incident:
     lesson = LessonFactory(incident=incident, text="Config changes need the same review as code.")
     lesson.action_items.add(*items)
     return incident
+
+
+class ActivityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Activity
+
+    incident = factory.SubFactory(IncidentFactory)
+    actor = factory.SubFactory(UserFactory)
+    verb = ActivityVerb.EDITED

@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from postmortems.insights import format_seconds
 from postmortems.markdown import render_markdown
 
 register = template.Library()
@@ -55,18 +56,9 @@ def zoned_time(context, value, zone_name):
 @register.filter
 def duration(value: timedelta | None) -> str:
     """A span as a person reads it: “2 h 05 min”, “45 min”, “3 d 4 h”."""
-    if value is None:
+    if value is None or value.total_seconds() < 0:
         return "—"
-    minutes = int(value.total_seconds() // 60)
-    if minutes < 0:
-        return "—"
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min"
+    return format_seconds(value.total_seconds())
 
 
 @register.simple_tag(takes_context=True)

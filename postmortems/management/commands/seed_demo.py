@@ -23,6 +23,7 @@ from postmortems.models import (
     TimelineEvent,
     Visibility,
 )
+from postmortems.search import update_search_vector
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 DEMO_PASSWORD = "hindsight-demo"
@@ -164,6 +165,7 @@ class Command(BaseCommand):
             lesson = Lesson.objects.create(incident=incident, text=spec["text"])
             lesson.action_items.set(items[key] for key in spec["action_items"])
         self.write_history(incident, data, users)
+        update_search_vector(incident.pk)
         return True
 
     def write_history(self, incident, data, users):

@@ -1,0 +1,244 @@
+"""Load-test Hindsight with wrk against gunicorn (2 sync workers) and print a table (README, "Benchmark").
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hindsight_bench .venv/bin/python bench/run.py
+
+Needs a database filled by bench/generate.py and `wrk` on the PATH (Debian: apt-get install wrk). Signs in
+once as the benchmark user and passes the session cookie to wrk. Each page is checked once (status and
+content) before it is measured, so a table of fast error pages cannot happen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LUA = Path(__file__).with_name("report.lua")
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/hindsight_bench"
+TARGET_P95_MS = 100
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    return os.environ | {
+        "DATABASE_URL": database_url,
+        "DEBUG": "0",
+        "SECRET_KEY": "benchmark-only-secret-key-not-for-production-0123456789abcdef",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "SECURE_HSTS_SECONDS": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def start_gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "config.wsgi",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={workers}",
+            "--worker-class=sync",
+            "--access-logfile=-" if os.environ.get("BENCH_ACCESS_LOG") else "--access-logfile=/dev/null",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        if process.poll() is not None:
+            sys.exit(f"gunicorn exited (is port {port} taken? pass --port)")
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1).read()
+            return process
+        except OSError:
+            time.sleep(0.2)
+    stop(process)
+    sys.exit("gunicorn did not start")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=20)
+
+
+def sign_in(base: str, username: str, password: str) -> str:
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(base + "/accounts/login/").read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    data = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token})
+    request = urllib.request.Request(base + "/accounts/login/", data=data.encode(), headers={"Referer": base})
+    opener.open(request).read()
+    cookies = {c.name: c.value for c in jar}
+    if "sessionid" not in cookies:
+        sys.exit(f"could not sign in as {username}")
+    return f"sessionid={cookies['sessionid']}"
+
+
+def pick_pages(env: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(name, path, text the page must contain), chosen from the data so that every page has results."""
+    script = r"""
+import json
+from django.db import connection
+from postmortems.models import Incident
+with connection.cursor() as c:
+    c.execute('''SELECT t.slug, count(*) FROM taggit_taggeditem ti JOIN taggit_tag t ON t.id = ti.tag_id
+                 GROUP BY t.slug ORDER BY count(*) DESC''')
+    tags = c.fetchall()
+    c.execute("SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM postmortems_incident') "
+              "ORDER BY ndoc DESC")
+    words = [(w, n) for w, n in c.fetchall() if w.isalpha() and len(w) > 4]
+incident = Incident.objects.published().order_by("-incident_date").first()
+total = Incident.objects.count()
+print(json.dumps({"tags": tags, "words": [w for w in words if w[1] <= 0.4 * total][:1]
+                  + [w for w in words if 20 <= w[1] <= 200][:1] + words[:1],
+                  "detail": [incident.pk, incident.title], "total": total}))
+"""
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    facts = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    tags = facts["tags"]
+    one_tag = tags[len(tags) // 10][0]  # a tag on ~1% of incidents
+    three = [slug for slug, _ in tags[:3]]
+    (common, common_n), (rare, rare_n), (everywhere, everywhere_n) = facts["words"]
+    detail_id, _ = facts["detail"]
+    print(
+        f"{facts['total']} incidents; one tag: {one_tag}; three tags: {', '.join(three)}; "
+        f"common word: {common} ({common_n} incidents); rare word: {rare} ({rare_n} incidents); "
+        f"most common word: {everywhere} ({everywhere_n} incidents)"
+    )
+    return [
+        ("trivial view (/healthz)", "/healthz", "ok"),
+        ("list", "/postmortems/", "incident-list"),
+        ("one tag", f"/tags/{one_tag}/", "incident-list"),
+        (
+            "three-tag AND",
+            "/postmortems/?" + urllib.parse.urlencode([("tag", t) for t in three]),
+            "incident-list",
+        ),
+        ("rare-word search", f"/postmortems/?q={rare}", "<mark>"),
+        ("common-word search", f"/postmortems/?q={common}", "<mark>"),
+        ("most-common-word search", f"/postmortems/?q={everywhere}", "incident-list"),
+        ("detail", f"/postmortems/{detail_id}/", "Related incidents"),
+        ("my action items", "/action-items/", 'data-testid="action-item"'),
+        ("all action items", "/action-items/?scope=all&status=any", 'data-testid="action-item"'),
+        ("insights (2 years)", "/insights/", 'data-testid="chart-monthly"'),
+        ("insights (10 years)", "/insights/?from=2015-01-01", 'data-testid="chart-monthly"'),
+        ("insights, one tag", f"/insights/?from=2015-01-01&tag={one_tag}", 'data-testid="chart-monthly"'),
+    ]
+
+
+def check(base: str, cookie: str, path: str, must_contain: str) -> str | None:
+    """Why the page is not what should be measured, or None."""
+    request = urllib.request.Request(base + path, headers={"Cookie": cookie})
+    with urllib.request.urlopen(request) as response:
+        body = response.read().decode()
+        if response.status != 200 or must_contain not in body:
+            return f"status {response.status}, {must_contain!r} missing"
+    return None
+
+
+def wrk(base: str, cookie: str, path: str, *, connections: int, seconds: int, threads: int) -> dict:
+    command = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout=10s",
+        "-s", str(LUA), "-H", f"Cookie: {cookie}", base + path,
+    ]  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    result = json.loads(output[output.index("{") :])
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    result["errors"] = int(errors.group(1)) if errors else 0
+    result["errors"] += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
+    parser.add_argument("--user", default="bench")
+    parser.add_argument("--password", default="bench-password")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    database_url = os.environ.get("DATABASE_URL") or DEFAULT_DB
+    env = server_env(database_url)
+    pages = pick_pages(env)
+    port = args.port or free_port()
+    server = start_gunicorn(env, port, args.workers)
+    base = f"http://127.0.0.1:{port}"
+    rows = []
+    try:
+        cookie = sign_in(base, args.user, args.password)
+        for name, path, must_contain in pages:
+            problem = check(base, cookie, path, must_contain)
+            if problem:
+                # Never time an error page; the table says so instead.
+                print(f"  NOT measured {name}: {problem}", file=sys.stderr)
+                rows.append((name, path, {"rps": 0, "p50": 0, "p95": 0, "errors": -1}))
+                continue
+            wrk(base, cookie, path, connections=args.connections, seconds=2, threads=args.threads)  # warm-up
+            result = wrk(
+                base, cookie, path, connections=args.connections, seconds=args.seconds, threads=args.threads
+            )
+            rows.append((name, path, result))
+            print(f"  measured {name}", file=sys.stderr)
+    finally:
+        stop(server)
+    ceiling = rows[0][2]["rps"]
+    print()
+    print(
+        f"wrk, {args.connections} connections, {args.seconds} s each; gunicorn {args.workers} sync workers; "
+        f"{os.cpu_count()} CPUs"
+    )
+    header = f"| {'page':<24} | {'req/s':>7} | {'median ms':>9} | {'p95 ms':>7} | {'errors':>6} | target |"
+    print(header)
+    print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
+    for name, _path, r in rows:
+        if name.startswith("trivial"):
+            verdict = "ceiling"
+        else:
+            ok = r["rps"] > 0 and r["p95"] < TARGET_P95_MS and r["errors"] == 0
+            if name == "list":
+                ok = ok and r["rps"] >= ceiling / 10
+            verdict = "met" if ok else "MISSED"
+        cells = f"{r['rps']:>7.0f} | {r['p50']:>9.1f} | {r['p95']:>7.1f} | {r['errors']:>6}"
+        print(f"| {name:<24} | {cells} | {verdict:<6} |")
+    print()
+    for name, path, _ in rows:
+        print(f"  {name}: {path}")
+
+
+if __name__ == "__main__":
+    main()

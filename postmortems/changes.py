@@ -1,0 +1,164 @@
+"""What changed since a reviewer's sign-off: a snapshot of the content at each sign-off, and a readable diff.
+
+`snapshot(incident)` turns the postmortem's content into plain text per part (sections, timeline, factors,
+lessons, action items); `diff(old, new)` compares two snapshots line by line with difflib. The incident's
+related rows should be loaded (see `SNAPSHOT_PREFETCH`) so that a snapshot reads from memory.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from postmortems.models import Incident
+
+SNAPSHOT_PREFETCH = (
+    "tags",
+    "timeline_events",
+    "factors",
+    "lessons__action_items",
+    "action_items__owner",
+)
+
+# Template order; the keys are stored in SignOff.snapshot, so rename them only with a data migration.
+PARTS: dict[str, str] = {
+    "basics": "Title, date and tags",
+    "summary": "Summary",
+    "supporting_data": "Supporting data",
+    "customer_impact": "Customer impact",
+    "response_analysis": "Incident response analysis",
+    "post_incident_analysis": "Post-incident analysis",
+    "timeline": "Timeline",
+    "factors": "Contributing factors",
+    "lessons": "Lessons learned",
+    "action_items": "Action items",
+}
+
+
+def _time(value, zone) -> str:
+    if value is None:
+        return "—"
+    local = timezone.localtime(value, zone)
+    return f"{local:%Y-%m-%d %H:%M} {local:%Z}"
+
+
+def snapshot(incident: Incident) -> dict[str, str]:
+    """The content a reviewer signs off, as plain text per part."""
+    zone = incident.tz
+    basics = [
+        f"Title: {incident.title}",
+        f"Incident date: {incident.incident_date:%Y-%m-%d}",
+        f"Severity: {incident.severity}",
+        f"Time zone: {incident.time_zone}",
+        f"Started: {_time(incident.started_at, zone)}",
+        f"Detected: {_time(incident.detected_at, zone)}",
+        f"Mitigated: {_time(incident.mitigated_at, zone)}",
+        f"Resolved: {_time(incident.resolved_at, zone)}",
+        "Tags: " + (", ".join(sorted(tag.name for tag in incident.tags.all())) or "—"),
+    ]
+    impacted = "not stated yet" if incident.impacted_customers is None else str(incident.impacted_customers)
+    timeline = [
+        f"{_time(event.occurred_at, zone)} · {event.get_kind_display()} · {_one_line(event.description)}"
+        + (f" · {event.link}" if event.link else "")
+        for event in incident.timeline_events.all()
+    ]
+    action_items = []
+    for item in incident.action_items.all():
+        details = [
+            f"owner {item.owner}" if item.owner_id else "no owner",
+            f"due {item.due_date:%Y-%m-%d}" if item.due_date else "no due date",
+            item.priority or "no priority",
+            item.get_status_display(),
+        ]
+        if item.backlog_link:
+            details.append(item.backlog_link)
+        action_items.append(f"{_one_line(item.title)} ({', '.join(details)})")
+    lessons = []
+    for lesson in incident.lessons.all():
+        leads_to = "; ".join(item.title for item in lesson.action_items.all())
+        lessons.append(_one_line(lesson.text) + (f" → {leads_to}" if leads_to else ""))
+    return {
+        "basics": "\n".join(basics),
+        "summary": incident.summary.strip(),
+        "supporting_data": incident.supporting_data.strip(),
+        "customer_impact": f"Impacted customers: {impacted}\n{incident.customer_impact.strip()}".strip(),
+        "response_analysis": incident.response_analysis.strip(),
+        "post_incident_analysis": incident.post_incident_analysis.strip(),
+        "timeline": "\n".join(timeline),
+        "factors": "\n".join(_factor_lines(list(incident.factors.all()))),
+        "lessons": "\n".join(lessons),
+        "action_items": "\n".join(action_items),
+    }
+
+
+def _factor_lines(factors) -> list[str]:
+    children: dict[int | None, list] = {}
+    for factor in factors:
+        children.setdefault(factor.parent_id, []).append(factor)
+    lines: list[str] = []
+
+    def walk(parent_id, depth):
+        for factor in children.get(parent_id, []):
+            human = ", human error" if factor.is_human_error else ""
+            marks = f" [{factor.get_category_display()}{human}]"
+            lines.append("  " * depth + "- " + _one_line(factor.description) + marks)
+            walk(factor.pk, depth + 1)
+
+    walk(None, 0)
+    return lines
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    kind: str  # "added", "removed", "context" or "gap"
+    text: str
+
+    @property
+    def sign(self) -> str:
+        return {"added": "+", "removed": "−", "context": " ", "gap": "…"}[self.kind]
+
+
+@dataclass
+class PartChange:
+    key: str
+    label: str
+    lines: list[DiffLine] = field(default_factory=list)
+
+    @property
+    def added(self) -> int:
+        return sum(line.kind == "added" for line in self.lines)
+
+    @property
+    def removed(self) -> int:
+        return sum(line.kind == "removed" for line in self.lines)
+
+
+def diff(old: dict[str, str], new: dict[str, str], *, context: int = 2) -> list[PartChange]:
+    """The parts that differ, in template order, each as added/removed lines with a little context."""
+    changes = []
+    for key, label in PARTS.items():
+        before = (old.get(key) or "").splitlines()
+        after = (new.get(key) or "").splitlines()
+        if before == after:
+            continue
+        change = PartChange(key=key, label=label)
+        matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+        for number, group in enumerate(matcher.get_grouped_opcodes(context)):
+            if number:
+                change.lines.append(DiffLine("gap", ""))
+            for tag, i1, i2, j1, j2 in group:
+                if tag == "equal":
+                    change.lines.extend(DiffLine("context", text) for text in before[i1:i2])
+                    continue
+                if tag in ("replace", "delete"):
+                    change.lines.extend(DiffLine("removed", text) for text in before[i1:i2])
+                if tag in ("replace", "insert"):
+                    change.lines.extend(DiffLine("added", text) for text in after[j1:j2])
+        changes.append(change)
+    return changes

@@ -1,0 +1,208 @@
+"""Saving what an author writes, one step of the postmortem at a time, never over someone else's save.
+
+Every content save runs in one transaction that locks the incident row, refuses a stale version of the
+step (`EditConflict`), writes the step's forms, bumps `Incident.revision` and logs an Activity line. The
+review workflow (postmortems/workflow.py) locks the same row, so approvals and edits serialise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, QuerySet
+from django.forms import BaseForm, BaseFormSet, ModelForm
+from django.forms.models import construct_instance
+from django.utils import timezone
+
+from accounts.models import User
+from postmortems import search, tasks, workflow
+from postmortems.models import (
+    ActionItem,
+    Activity,
+    ActivityVerb,
+    ContributingFactor,
+    Incident,
+    Lesson,
+    Status,
+    TimelineEvent,
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    slug: str
+    label: str
+
+
+STEPS: tuple[Step, ...] = (
+    Step("basics", "Basics"),
+    Step("impact", "Impact"),
+    Step("timeline", "Timeline"),
+    Step("analysis", "Analysis"),
+    Step("factors", "Contributing factors"),
+    Step("lessons", "Lessons learned"),
+    Step("actions", "Action items"),
+    Step("review", "Review"),
+)
+STEP_SLUGS = tuple(step.slug for step in STEPS)
+STEP_LABELS = {step.slug: step.label for step in STEPS}
+
+# Autosaves of the same step by the same person within this window share one Activity line.
+AUTOSAVE_ACTIVITY_WINDOW = timedelta(minutes=10)
+
+
+class EditConflict(Exception):
+    """Someone saved this step after the version the author started from."""
+
+    def __init__(self, current: Incident):
+        super().__init__(f"Revision {current.revision} of “{current}” changed this step since you opened it.")
+        self.current = current
+
+
+class EditRefused(Exception):
+    """The postmortem can no longer be edited (it was published meanwhile)."""
+
+
+def next_step(step: str) -> str:
+    index = STEP_SLUGS.index(step)
+    return STEP_SLUGS[min(index + 1, len(STEP_SLUGS) - 1)]
+
+
+def create_incident(form: ModelForm, *, by) -> Incident:
+    """Create the draft from a valid basics form: revision 1, created by `by`, logged."""
+    with transaction.atomic():
+        incident = form.save(commit=False)
+        incident.status = Status.DRAFT
+        incident.revision = 1
+        incident.last_step = next_step("basics")
+        incident.step_revisions = {"basics": 1}
+        incident.save()
+        form.save_m2m()
+        if incident.owner_id != by.pk:
+            # Whoever starts a postmortem for someone else stays able to edit it.
+            incident.co_authors.add(by)
+        Activity.objects.create(incident=incident, actor=by, verb=ActivityVerb.CREATED, revision=1)
+        _update_search_vector(incident.pk)
+        # Owners of open action items on older postmortems with a tag in common hear about this one.
+        tasks.send_related_open_items.delay_on_commit(incident.pk)
+    return incident
+
+
+def save_step(
+    incident: Incident,
+    *,
+    step: str,
+    forms: Sequence[BaseForm | BaseFormSet],
+    by,
+    expected_revision: int,
+    resume_at: str | None = None,
+    autosave: bool = False,
+) -> int:
+    """Save one step's valid forms and return the incident's revision afterwards.
+
+    `forms` are the step's ModelForm of the incident and/or its model formsets. Raises EditConflict when
+    the step changed after `expected_revision` (the revision the page was rendered with) and EditRefused
+    when the postmortem is published. A save that changes nothing neither bumps the revision nor logs.
+    """
+    with transaction.atomic():
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        if locked.status == Status.PUBLISHED:
+            raise EditRefused("A published postmortem is read-only; reopen it to edit.")
+        changed = any(form.has_changed() for form in forms)
+        if changed and locked.step_revisions.get(step, 0) > expected_revision:
+            raise EditConflict(locked)
+        locked.last_step = resume_at or step
+        if not changed:
+            locked.save(update_fields=["last_step"])
+            return locked.revision
+        for form in forms:
+            if isinstance(form, BaseFormSet):
+                form.save()
+            else:
+                _save_incident_form(form, locked)
+        revision = locked.revision + 1
+        locked.step_revisions = {**locked.step_revisions, step: revision}
+        locked.save(update_fields=["last_step", "step_revisions", "updated_at"])
+        # F() so that the bump is relative to the locked row, whatever this process loaded earlier.
+        Incident.objects.filter(pk=locked.pk).update(revision=F("revision") + 1)
+        _log_edit(locked, step=step, by=by, revision=revision, autosave=autosave)
+        _update_search_vector(locked.pk)
+        if step == "basics":
+            tasks.send_related_open_items.delay_on_commit(locked.pk)
+    incident.revision = revision
+    return revision
+
+
+def _save_incident_form(form: ModelForm, locked: Incident) -> None:
+    """Write only the form's own fields onto the locked row, so a concurrent status change survives."""
+    construct_instance(form, locked, form._meta.fields, form._meta.exclude)
+    names = [
+        field.name
+        for field in locked._meta.concrete_fields
+        if field.name in form.cleaned_data and not field.many_to_many
+    ]
+    locked.save(update_fields=names)
+    form.instance = locked
+    committee_before = (
+        set(locked.committee.values_list("pk", flat=True)) if "committee" in form.fields else set()
+    )
+    form._save_m2m()
+    if "committee" in form.fields:
+        removed = committee_before - set(locked.committee.values_list("pk", flat=True))
+        if removed:
+            # Whoever left the committee no longer has a sign-off that counts.
+            workflow.drop_sign_offs(locked, reviewers=User.objects.filter(pk__in=removed))
+
+
+def _log_edit(incident: Incident, *, step: str, by, revision: int, autosave: bool) -> None:
+    detail = STEP_LABELS[step]
+    if autosave:
+        latest = incident.activities.order_by("-created_at", "-id").first()
+        if (
+            latest is not None
+            and latest.verb == ActivityVerb.EDITED
+            and latest.actor_id == by.pk
+            and latest.detail == detail
+            and latest.created_at > timezone.now() - AUTOSAVE_ACTIVITY_WINDOW
+        ):
+            return
+    Activity.objects.create(
+        incident=incident, actor=by, verb=ActivityVerb.EDITED, detail=detail, revision=revision
+    )
+
+
+def _update_search_vector(pk: int) -> None:
+    # Inside the transaction: the stored vector changes together with the text it indexes.
+    search.update_search_vector(pk)
+
+
+def with_progress(queryset: QuerySet) -> QuerySet:
+    """Annotate what `progress` needs, so that the progress bar costs no extra query."""
+    has = {
+        "has_timeline": TimelineEvent,
+        "has_factors": ContributingFactor,
+        "has_lessons": Lesson,
+        "has_actions": ActionItem,
+    }
+    return queryset.annotate(
+        **{name: Exists(model.objects.filter(incident=OuterRef("pk"))) for name, model in has.items()}
+    )
+
+
+def progress(incident: Incident) -> list[tuple[Step, bool]]:
+    """Each step, and whether its part of the template is filled in (`incident` comes from with_progress)."""
+    done = {
+        "basics": bool(incident.title and incident.incident_date),
+        "impact": bool(incident.summary.strip() and incident.customer_impact.strip())
+        and incident.impacted_customers is not None,
+        "timeline": incident.has_timeline,
+        "analysis": bool(incident.response_analysis.strip() and incident.post_incident_analysis.strip()),
+        "factors": incident.has_factors,
+        "lessons": incident.has_lessons,
+        "actions": incident.has_actions,
+    }
+    done["review"] = all(done.values())
+    return [(step, done[step.slug]) for step in STEPS]

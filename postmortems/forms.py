@@ -1,0 +1,473 @@
+"""The authoring forms: one form (or formset) per step of the postmortem template (DESIGN.md section 1).
+
+Times are typed as wall-clock times in a named zone and stored aware; every error lands next to its field.
+Choice lists that every row of a formset shares are read from the database once per formset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet, inlineformset_factory
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from taggit.forms import TagField, TagWidget
+
+from accounts.models import Team, validate_time_zone
+from postmortems.models import ActionItem, ContributingFactor, Incident, Lesson, Section, TimelineEvent
+
+WALL_CLOCK_FORMAT = "%Y-%m-%dT%H:%M"
+MAX_EXTRA_ROWS = 20
+URL_MESSAGE = "Enter a full link, like https://grafana.example.com/d/abc."
+
+
+class WallClockField(forms.DateTimeField):
+    """A date and time as typed into a datetime-local input, left naive: the form knows its zone."""
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format=WALL_CLOCK_FORMAT)
+    zone: zoneinfo.ZoneInfo | None = None  # the zone stored values are shown in
+
+    def prepare_value(self, value):
+        if isinstance(value, dt.datetime) and timezone.is_aware(value):
+            return timezone.make_naive(value, self.zone or dt.UTC)
+        return value
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, dt.datetime):
+            return value.replace(tzinfo=None)
+        try:
+            parsed = parse_datetime(value.strip())
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            parsed = forms.BaseTemporalField.to_python(self, value)
+        return parsed.replace(tzinfo=None)
+
+
+class TimeZoneField(forms.CharField):
+    """A zone name such as Europe/Berlin, typed with suggestions from the page's `time-zones` datalist."""
+
+    default_validators = [validate_time_zone]
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault(
+            "widget",
+            forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off", "spellcheck": "false"}),
+        )
+        super().__init__(**kwargs)
+
+
+def attach_zone(wall_clock: dt.datetime, zone_name: str) -> dt.datetime:
+    """The aware time a wall-clock reading in `zone_name` means; refuses times DST skips or repeats."""
+    zone = zoneinfo.ZoneInfo(zone_name)
+    aware = wall_clock.replace(tzinfo=zone)
+    if aware.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != wall_clock:
+        raise ValidationError(
+            f"{wall_clock:%Y-%m-%d %H:%M} does not exist in {zone_name}: the clocks skipped it. "
+            "Check the time, or write it in UTC."
+        )
+    if aware.utcoffset() != aware.replace(fold=1).utcoffset():
+        raise ValidationError(
+            f"{wall_clock:%Y-%m-%d %H:%M} happened twice in {zone_name} (the clocks went back). "
+            "Write it in UTC so it is unambiguous."
+        )
+    return aware
+
+
+def _markdown_attrs(rows: int = 8) -> dict[str, str]:
+    return {"rows": str(rows), "data-autosave": "on", "class": "form-control font-monospace"}
+
+
+def _checkbox_list() -> forms.CheckboxSelectMultiple:
+    return forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"})
+
+
+def _people():
+    return get_user_model().objects.filter(is_active=True).order_by("display_name", "username")
+
+
+class IncidentBasicsForm(forms.ModelForm):
+    time_zone = TimeZoneField(
+        label="Time zone",
+        help_text="The zone the times below are written in, e.g. Europe/Berlin; the page shows them in it.",
+    )
+    tags = TagField(
+        required=False,
+        label="Tags",
+        help_text="Comma-separated keywords, e.g. Configuration, Database, Dependency, Latent.",
+        widget=TagWidget(attrs={"autocomplete": "off", "data-tag-input": "on", "list": "tag-suggestions"}),
+    )
+
+    class Meta:
+        model = Incident
+        fields = [
+            "title",
+            "incident_date",
+            "severity",
+            "time_zone",
+            "started_at",
+            "detected_at",
+            "mitigated_at",
+            "resolved_at",
+            "owner",
+            "committee",
+            "co_authors",
+            "tags",
+            "visibility",
+            "teams",
+        ]
+        field_classes = dict.fromkeys(
+            ("started_at", "detected_at", "mitigated_at", "resolved_at"), WallClockField
+        )
+        widgets = {
+            "incident_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "committee": _checkbox_list(),
+            "co_authors": _checkbox_list(),
+            "teams": _checkbox_list(),
+        }
+
+    TIME_FIELDS = ("started_at", "detected_at", "mitigated_at", "resolved_at")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        people = _people()
+        self.fields["owner"].queryset = people
+        self.fields["committee"].queryset = people
+        self.fields["co_authors"].queryset = people
+        self.fields["teams"].queryset = Team.objects.order_by("name")
+        for name in self.TIME_FIELDS:
+            self.fields[name].zone = self.instance.tz if self.instance.pk else None
+            self.fields[name].help_text = "Optional; in the time zone above."
+
+    def clean(self):
+        cleaned = super().clean()
+        zone_name = cleaned.get("time_zone")
+        for name in self.TIME_FIELDS:
+            value = cleaned.get(name)
+            if value is None or timezone.is_aware(value):
+                continue
+            if not zone_name:
+                self.add_error(name, "Choose the time zone this time was written in.")
+                continue
+            try:
+                cleaned[name] = attach_zone(value, zone_name)
+            except ValidationError as error:
+                self.add_error(name, error)
+        return cleaned
+
+
+class IncidentImpactForm(forms.ModelForm):
+    impacted_customers = forms.IntegerField(
+        label="Number of impacted customers",
+        required=False,
+        min_value=0,
+        help_text="Leave blank until you know; 0 is an answer.",
+        error_messages={
+            "min_value": "The number of impacted customers cannot be negative; leave it blank if unknown.",
+            "invalid": "Enter a whole number of customers, e.g. 1200.",
+        },
+        widget=forms.NumberInput(attrs={"min": "0", "inputmode": "numeric"}),
+    )
+
+    class Meta:
+        model = Incident
+        fields = ["summary", "supporting_data", "customer_impact", "impacted_customers"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("summary", "supporting_data", "customer_impact"):
+            self.fields[name].widget.attrs.update(_markdown_attrs())
+        self.fields["supporting_data"].help_text += " Paste or drop PNG, JPEG or WebP images; tables work."
+
+
+class IncidentAnalysisForm(forms.ModelForm):
+    class Meta:
+        model = Incident
+        fields = ["response_analysis", "post_incident_analysis"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.Meta.fields:
+            self.fields[name].widget.attrs.update(_markdown_attrs(rows=12))
+
+
+class IncidentRowForm(forms.ModelForm):
+    """A row of one of the incident's formsets; `choices` carries lists read once per formset."""
+
+    def __init__(self, *args, incident: Incident, choices: dict[str, list], **kwargs):
+        self.incident = incident
+        super().__init__(*args, **kwargs)
+        self.setup_fields()
+        for name, options in choices.items():
+            if name in self.fields:
+                self.fields[name].widget.choices = options
+
+    def setup_fields(self) -> None:
+        """Narrow querysets to the incident; runs before the shared choice lists are put in place."""
+
+
+class TimelineEventForm(IncidentRowForm):
+    occurred_at = WallClockField(label="Time")
+    zone = TimeZoneField(label="Time zone", required=False)
+    link = forms.URLField(
+        label="Link",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="A graph or log that shows it.",
+        error_messages={"invalid": URL_MESSAGE},
+    )
+
+    class Meta:
+        model = TimelineEvent
+        fields = ["occurred_at", "zone", "kind", "description", "link"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+
+    def setup_fields(self):
+        self.fields["occurred_at"].zone = self.incident.tz
+        self.fields["zone"].initial = self.incident.time_zone
+
+    def clean(self):
+        cleaned = super().clean()
+        wall_clock, zone_name = cleaned.get("occurred_at"), cleaned.get("zone")
+        if wall_clock is None or "zone" in self.errors:
+            return cleaned
+        if not zone_name:
+            self.add_error("zone", "Choose the time zone this time was written in, e.g. UTC or Europe/Berlin")
+            return cleaned
+        try:
+            cleaned["occurred_at"] = attach_zone(wall_clock, zone_name)
+        except ValidationError as error:
+            self.add_error("occurred_at", error)
+        return cleaned
+
+
+class ContributingFactorForm(IncidentRowForm):
+    class Meta:
+        model = ContributingFactor
+        fields = ["description", "category", "is_human_error", "parent"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+
+    def setup_fields(self):
+        parent = self.fields["parent"]
+        parent.queryset = self.incident.factors.all()
+        parent.label = "Answers “why?” for"
+        parent.empty_label = "— a starting point (no parent) —"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        parent = self.fields["parent"]
+        if self.instance.pk:
+            parent.widget.choices = [c for c in parent.widget.choices if c[0] != self.instance.pk]
+
+
+class LessonForm(IncidentRowForm):
+    class Meta:
+        model = Lesson
+        fields = ["text", "action_items"]
+        widgets = {"text": forms.Textarea(attrs={"rows": 2}), "action_items": _checkbox_list()}
+
+    def setup_fields(self):
+        self.fields["action_items"].queryset = self.incident.action_items.all()
+        self.fields["action_items"].help_text = "Each lesson should lead to an action item."
+
+
+class ActionItemForm(IncidentRowForm):
+    backlog_link = forms.URLField(
+        label="Backlog link",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="The item in your tracker.",
+        error_messages={"invalid": URL_MESSAGE},
+    )
+    lessons = forms.ModelMultipleChoiceField(
+        label="Follows from lessons",
+        queryset=Lesson.objects.none(),
+        required=False,
+        widget=_checkbox_list(),
+    )
+
+    class Meta:
+        model = ActionItem
+        fields = ["title", "owner", "priority", "due_date", "backlog_link", "factors", "lessons"]
+        widgets = {
+            "due_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "factors": _checkbox_list(),
+        }
+
+    def setup_fields(self):
+        self.fields["owner"].queryset = _people()
+        self.fields["factors"].queryset = self.incident.factors.all()
+        self.fields["factors"].label = "Addresses factors"
+        self.fields["lessons"].queryset = self.incident.lessons.all()
+        self.fields["due_date"].help_text = "Leave blank for the priority's default (P1 28 days … P4 180)."
+        if self.instance.pk:
+            self.initial.setdefault("lessons", [lesson.pk for lesson in self.instance.lessons.all()])
+
+    def clean_due_date(self):
+        due = self.cleaned_data["due_date"]
+        if due is not None and "due_date" in self.changed_data and due < timezone.localdate():
+            raise ValidationError("The due date is in the past; pick today or a later day.")
+        return due
+
+    def clean(self):
+        cleaned = super().clean()
+        priority = cleaned.get("priority")
+        if cleaned.get("due_date") is None and priority and "due_date" not in self.errors:
+            days = settings.ACTION_ITEM_SLO_DAYS.get(priority)
+            if days is not None:
+                cleaned["due_date"] = timezone.localdate() + dt.timedelta(days=int(days))
+        return cleaned
+
+    def _save_m2m(self):
+        super()._save_m2m()
+        self.instance.lessons.set(self.cleaned_data["lessons"])
+
+
+class IncidentFormSet(BaseInlineFormSet):
+    """Rows of one incident; shared choice lists are read once, not once per row."""
+
+    shared_choices: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        incident = kwargs["instance"]
+        form_kwargs = kwargs.setdefault("form_kwargs", {})
+        form_kwargs["incident"] = incident
+        form_kwargs["choices"] = {name: self._choices(name, incident) for name in self.shared_choices}
+        super().__init__(*args, **kwargs)
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if "DELETE" in form.fields:
+            form.fields["DELETE"].label = "Remove"
+            form.fields["DELETE"].widget.attrs["class"] = "form-check-input"
+
+    def _choices(self, name: str, incident: Incident) -> list[tuple]:
+        form = self.form(incident=incident, choices={}, prefix="__probe__")
+        field = form.fields[name]
+        return [(getattr(value, "value", value), label) for value, label in field.choices]
+
+
+class FactorFormSet(IncidentFormSet):
+    def clean(self):
+        """Refuse a “why?” chain made circular by several rows at once (each row alone looks fine)."""
+        super().clean()
+        parents = dict(self.instance.factors.values_list("pk", "parent_id"))
+        for form in self.initial_forms:
+            if form.cleaned_data and not self._should_delete_form(form):
+                parent = form.cleaned_data.get("parent")
+                parents[form.instance.pk] = parent.pk if parent else None
+        for form in self.initial_forms:
+            seen, current = set(), form.instance.pk
+            while current is not None and current not in seen:
+                seen.add(current)
+                current = parents.get(current)
+            if current is not None and current == form.instance.pk:
+                form.add_error(
+                    "parent", "A factor cannot answer “why?” for itself, even through other factors."
+                )
+
+
+def _formset(model, form, *, shared: tuple[str, ...], extra: int):
+    formset = inlineformset_factory(
+        Incident,
+        model,
+        form=form,
+        formset=FactorFormSet if model is ContributingFactor else IncidentFormSet,
+        extra=extra,
+        can_delete=True,
+        can_delete_extra=False,
+        max_num=500,
+    )
+    formset.shared_choices = shared
+    return formset
+
+
+# Each step: the incident form or formsets it edits, and what a formset row's queryset prefetches.
+ROW_FORMS = {
+    "timeline": (TimelineEvent, TimelineEventForm, (), ()),
+    "factors": (ContributingFactor, ContributingFactorForm, ("parent",), ()),
+    "lessons": (Lesson, LessonForm, ("action_items",), ("action_items",)),
+    "actions": (ActionItem, ActionItemForm, ("owner", "factors", "lessons"), ("factors", "lessons")),
+}
+INCIDENT_FORMS = {
+    "basics": IncidentBasicsForm,
+    "impact": IncidentImpactForm,
+    "analysis": IncidentAnalysisForm,
+}
+
+
+def step_forms(step: str, incident: Incident, *, data=None, extra: int = 0, why: int | None = None) -> list:
+    """The forms a step edits, bound to `data` if given; `extra` adds blank rows, `why` pre-fills a parent."""
+    if step in INCIDENT_FORMS:
+        return [INCIDENT_FORMS[step](data, instance=incident)]
+    if step not in ROW_FORMS:
+        return []
+    model, form, shared, prefetch = ROW_FORMS[step]
+    rows = 1 + max(0, min(extra, MAX_EXTRA_ROWS))
+    formset_class = _formset(model, form, shared=shared, extra=rows)
+    queryset = model.objects.filter(incident=incident).prefetch_related(*prefetch)
+    formset = formset_class(data, instance=incident, queryset=queryset, prefix=step)
+    if why is not None:
+        formset.initial_extra = [{"parent": why}]
+    return [formset]
+
+
+class RevisionForm(forms.Form):
+    """The revision the page was rendered with; a save of a step changed since then is a conflict."""
+
+    expected_revision = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+
+# --- the review workflow's actions (sign-off, reopen, section comments) ---
+
+
+class SignOffForm(forms.Form):
+    """Approve or request changes; `revision` is the one the reviewer read, so an edit meanwhile is caught."""
+
+    revision = forms.IntegerField(
+        widget=forms.HiddenInput,
+        min_value=1,
+        error_messages={"required": "Reload the page and sign off again.", "invalid": "Reload the page."},
+    )
+    comment = forms.CharField(
+        label="Comment",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Required when you request changes: say what needs to change.",
+    )
+
+    def __init__(self, *args, comment_required: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if comment_required:
+            self.fields["comment"].required = True
+            self.fields["comment"].error_messages["required"] = (
+                "Say what needs to change: a comment is required to request changes."
+            )
+
+
+class ReopenForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for reopening",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "Say why it is reopened: a reason is required."},
+        help_text="Logged in the activity; the postmortem goes through review again.",
+    )
+
+
+class CommentForm(forms.Form):
+    section = forms.ChoiceField(choices=Section.choices, widget=forms.HiddenInput)
+    text = forms.CharField(
+        label="Comment",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "Write a comment first."},
+    )

@@ -1,0 +1,179 @@
+"""The daily reminders Celery beat sends (DESIGN.md section 8), and the notice about related open items.
+
+Each person gets at most one email of each kind per day, however often the job runs: the key
+``reminder:<kind>:<user id>:<date>`` is claimed in `SentNotification` by `tasks.send_once`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db.models import OuterRef, Prefetch, Subquery
+from django.utils import timezone
+
+from accounts.models import User
+from postmortems import followthrough, tasks, workflow
+from postmortems.models import (
+    ActionItem,
+    Activity,
+    ActivityVerb,
+    Incident,
+    SignOff,
+    Status,
+    Visibility,
+)
+
+DUE_SOON_DAYS = followthrough.DUE_SOON_DAYS
+# Overdue by more than this many days: the postmortem's owner and committee hear about it too.
+ESCALATE_AFTER_DAYS = 14
+# A postmortem waiting longer than this for a reviewer's sign-off earns them a reminder.
+REVIEW_PENDING_DAYS = 3
+
+
+@dataclass
+class ActionItemDigest:
+    mine: list[ActionItem] = field(default_factory=list)
+    escalated: list[ActionItem] = field(default_factory=list)
+
+
+def action_item_digests(today: dt.date) -> dict[User, ActionItemDigest]:
+    """Who hears about which unfinished items today: owners of items due within a week or overdue, and
+    the owner and committee of postmortems whose items are overdue by more than two weeks."""
+    items = (
+        ActionItem.objects.unfinished()
+        .filter(due_date__lte=today + dt.timedelta(days=DUE_SOON_DAYS))
+        .select_related("owner", "incident__owner")
+        .prefetch_related("incident__committee")
+        .order_by("due_date", "id")
+    )
+    digests: dict[User, ActionItemDigest] = defaultdict(ActionItemDigest)
+    for item in items:
+        if item.owner is not None:
+            digests[item.owner].mine.append(item)
+        if (today - item.due_date).days > ESCALATE_AFTER_DAYS:
+            for person in [item.incident.owner, *item.incident.committee.all()]:
+                if person.pk != item.owner_id and item not in digests[person].escalated:
+                    digests[person].escalated.append(item)
+    return {person: digest for person, digest in digests.items() if person.is_active}
+
+
+def action_item_reminders(today: dt.date) -> int:
+    sent = 0
+    for person, digest in action_item_digests(today).items():
+        sent += tasks.send_once(
+            f"reminder:action-items:{person.pk}:{today.isoformat()}",
+            to=person,
+            template="reminder_action_items",
+            context={"mine": digest.mine, "escalated": digest.escalated, "today": today},
+        )
+    return sent
+
+
+def waiting_reviews(now: dt.datetime) -> dict[User, list[Incident]]:
+    """Each reviewer with postmortems in review that have waited more than three days for their sign-off
+    on the current revision (waiting since review was requested or the revision changed, the later)."""
+    requested = Activity.objects.filter(incident=OuterRef("pk"), verb=ActivityVerb.REVIEW_REQUESTED).order_by(
+        "-created_at"
+    )
+    revised = Activity.objects.filter(incident=OuterRef("pk"), revision=OuterRef("revision")).order_by(
+        "created_at"
+    )
+    incidents = (
+        Incident.objects.filter(status=Status.IN_REVIEW)
+        .annotate(
+            requested_at=Subquery(requested.values("created_at")[:1]),
+            revised_at=Subquery(revised.values("created_at")[:1]),
+        )
+        .prefetch_related(
+            "committee",
+            "co_authors",
+            Prefetch(
+                "sign_offs", queryset=SignOff.objects.filter(is_current=True), to_attr="current_sign_offs"
+            ),
+        )
+        .order_by("updated_at", "id")
+    )
+    deadline = now - dt.timedelta(days=REVIEW_PENDING_DAYS)
+    waiting: dict[User, list[Incident]] = defaultdict(list)
+    for incident in incidents:
+        since = max(filter(None, [incident.requested_at, incident.revised_at]), default=incident.updated_at)
+        if since >= deadline:
+            continue
+        incident.waiting_since = since
+        signed = {s.reviewer_id for s in incident.current_sign_offs if s.revision == incident.revision}
+        for member in incident.committee.all():
+            if member.is_active and member.pk not in signed and workflow.is_reviewer(incident, member):
+                waiting[member].append(incident)
+    return waiting
+
+
+def review_reminders(now: dt.datetime) -> int:
+    today = timezone.localdate(now)
+    sent = 0
+    for reviewer, incidents in waiting_reviews(now).items():
+        sent += tasks.send_once(
+            f"reminder:reviews:{reviewer.pk}:{today.isoformat()}",
+            to=reviewer,
+            template="reminder_reviews",
+            context={"incidents": incidents, "now": now},
+        )
+    return sent
+
+
+def related_open_items_emails(incident_id: int) -> int:
+    """Owners of unfinished action items on older postmortems that share a tag with this new one hear about
+    it, once per (postmortem, owner). Restricted postmortems are left out: their titles are not for all."""
+    incident = (
+        Incident.objects.exclude(status=Status.PUBLISHED)
+        .exclude(visibility=Visibility.RESTRICTED)
+        .prefetch_related("tags")
+        .filter(pk=incident_id)
+        .first()
+    )
+    if incident is None:
+        return 0
+    items = (
+        followthrough.related_open_items_of(incident)
+        .filter(owner__isnull=False, owner__is_active=True)
+        .exclude(owner=incident.owner)
+        .select_related("owner", "incident")
+        .prefetch_related("incident__tags")
+        .order_by("due_date", "id")
+    )
+    tags = {tag.pk for tag in incident.tags.all()}
+    by_owner: dict[User, list[ActionItem]] = defaultdict(list)
+    for item in items:
+        item.shared_tags = [tag.name for tag in item.incident.tags.all() if tag.pk in tags]
+        by_owner[item.owner].append(item)
+    sent = 0
+    for owner, owned in by_owner.items():
+        sent += tasks.send_once(
+            f"related-open-items:{incident.pk}:{owner.pk}",
+            to=owner,
+            template="related_open_items",
+            context={"incident": incident, "items": owned},
+        )
+    return sent
+
+
+def related_open_items_notices() -> int:
+    """Catch up, daily, on postmortems being written that share tags with older ones' open items."""
+    candidates = (
+        Incident.objects.exclude(status=Status.PUBLISHED)
+        .exclude(visibility=Visibility.RESTRICTED)
+        .filter(tags__isnull=False)
+        .order_by()
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    return sum(related_open_items_emails(pk) for pk in candidates)
+
+
+def send_daily_reminders() -> int:
+    """Everything the morning job sends; safe to run any number of times a day. Returns emails sent now."""
+    now = timezone.now()
+    return (
+        action_item_reminders(timezone.localdate(now)) + review_reminders(now) + related_open_items_notices()
+    )

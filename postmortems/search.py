@@ -1,0 +1,455 @@
+"""Finding past incidents: text search, filters, tag counts and related incidents (DESIGN.md section 7).
+
+On PostgreSQL, text search uses a stored, weighted search vector (`Incident.search_vector`, GIN-indexed):
+title and tags weigh A, the summary B, the other sections, contributing factors and lessons C, the timeline
+and action items D. Queries use web-search syntax (`"connection pool"`, `dns -kubernetes`, `postgres or
+mysql`). Ranking reads `Incident.search_rank_vector` (title, tags and summary only: small, so it stays in
+the row instead of TOAST) and ranks at most `RANK_CANDIDATES` matches, the newest ones: a word that matches
+tens of thousands of incidents is ranked among its newest matches instead of costing a second.
+
+On SQLite the plain fallback: every word (or quoted phrase) must appear somewhere, `-word` excludes,
+newest first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django import forms
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Lower
+from django.http import QueryDict
+from django.utils.functional import cached_property
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import slugify
+from taggit.models import Tag, TaggedItem
+
+from accounts.models import Team, User
+from postmortems.models import (
+    ActionItem,
+    ActionItemStatus,
+    ContributingFactor,
+    Incident,
+    Lesson,
+    Severity,
+    TimelineEvent,
+)
+
+SEARCH_CONFIG = "english"
+# How many of a query's newest matches are ranked by relevance (see the module docstring).
+RANK_CANDIDATES = 300
+# Lists count their rows exactly up to this many; past it they say "more than 1,000".
+COUNT_CAP = 1000
+# ts_headline marks matches with these; `highlight` escapes the text, then turns them into <mark>.
+MARK_START, MARK_STOP = "\x02", "\x03"
+
+_UPDATE_SQL = """
+UPDATE postmortems_incident AS i
+SET search_rank_vector = d.head, search_vector = d.head || d.body
+FROM (
+  SELECT x.id,
+    setweight(to_tsvector(%(config)s, x.title), 'A')
+    || setweight(to_tsvector(%(config)s, coalesce((
+         SELECT string_agg(tg.name, ' ')
+         FROM taggit_taggeditem ti
+         JOIN taggit_tag tg ON tg.id = ti.tag_id
+         JOIN django_content_type ct ON ct.id = ti.content_type_id
+         WHERE ti.object_id = x.id AND ct.app_label = 'postmortems' AND ct.model = 'incident'
+       ), '')), 'A')
+    || setweight(to_tsvector(%(config)s, x.summary), 'B') AS head,
+    setweight(to_tsvector(%(config)s, concat_ws(' ',
+         x.company, x.supporting_data, x.customer_impact, x.response_analysis, x.post_incident_analysis,
+         (SELECT string_agg(f.description, ' ')
+          FROM postmortems_contributingfactor f WHERE f.incident_id = x.id),
+         (SELECT string_agg(l.text, ' ') FROM postmortems_lesson l WHERE l.incident_id = x.id)
+       )), 'C')
+    || setweight(to_tsvector(%(config)s, concat_ws(' ',
+         (SELECT string_agg(e.description, ' ') FROM postmortems_timelineevent e WHERE e.incident_id = x.id),
+         (SELECT string_agg(a.title, ' ') FROM postmortems_actionitem a WHERE a.incident_id = x.id)
+       )), 'D') AS body
+  FROM postmortems_incident x
+  {where}
+) AS d
+WHERE d.id = i.id
+"""
+
+
+def update_search_vectors_sql(where: str = "") -> str:
+    """The UPDATE that recomputes stored search vectors (all rows, or those `where` selects on `x`)."""
+    return _UPDATE_SQL.format(where=where).replace("%(config)s", f"'{SEARCH_CONFIG}'")
+
+
+def update_search_vector(incident_id: int) -> None:
+    """Recompute one incident's stored search vectors from it, its child rows and tags.
+
+    Call it after every save of an incident, its tags, or its timeline events, contributing factors,
+    lessons or action items, in the same transaction (the importer, seed_demo, the admin and the
+    authoring forms do). One UPDATE statement; a no-op on databases other than PostgreSQL.
+    """
+    update_search_vectors([incident_id])
+
+
+def update_search_vectors(incident_ids: Iterable[int] | None = None) -> None:
+    """Recompute the stored search vectors of many incidents in one statement (all when `None`)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        if incident_ids is None:
+            cursor.execute(update_search_vectors_sql())
+        else:
+            ids = list(incident_ids)
+            if ids:
+                cursor.execute(update_search_vectors_sql("WHERE x.id = ANY(%s)"), [ids])
+
+
+# --- text search ---------------------------------------------------------------------------------
+
+
+def uses_full_text() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def search(queryset: QuerySet, text: str) -> QuerySet:
+    """Incidents of `queryset` matching `text`, best first; annotated with `headline` on PostgreSQL."""
+    text = (text or "").strip()
+    if not text:
+        return queryset
+    if uses_full_text():
+        return _full_text_search(queryset, text)
+    return _fallback_search(queryset, text)
+
+
+def _full_text_search(queryset: QuerySet, text: str) -> QuerySet:
+    query = SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
+    newest_matches = (
+        queryset.filter(search_vector=query).order_by("-incident_date", "-id").values("pk")[:RANK_CANDIDATES]
+    )
+    return (
+        queryset.filter(pk__in=newest_matches)
+        .annotate(
+            rank=SearchRank(F("search_rank_vector"), query),
+            headline=SearchHeadline(
+                "summary",
+                query,
+                config=SEARCH_CONFIG,
+                start_sel=MARK_START,
+                stop_sel=MARK_STOP,
+                max_words=40,
+                min_words=15,
+                max_fragments=2,
+                fragment_delimiter=" … ",
+            ),
+        )
+        .order_by("-rank", "-incident_date", "-id")
+    )
+
+
+@dataclass(frozen=True)
+class Term:
+    words: tuple[str, ...]  # one word, or the words of a quoted phrase
+    exclude: bool = False
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+
+_TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+
+
+def parse_terms(text: str) -> list[list[Term]]:
+    """Web-search syntax as groups ANDed together, each group a list of Terms ORed (`a or b`)."""
+    groups: list[list[Term]] = []
+    join_next = False
+    for match in _TOKEN.finditer(text):
+        negate, phrase, word = match.groups()
+        if word is not None:
+            if word.lower() == "or" and groups:
+                join_next = True
+                continue
+            negate = "-" if word.startswith("-") and len(word) > 1 else ""
+            words = tuple(re.findall(r"\w+", word))
+        else:
+            words = tuple(re.findall(r"\w+", phrase))
+        if not words:
+            continue
+        term = Term(words=words, exclude=bool(negate))
+        if join_next and not term.exclude and not groups[-1][0].exclude:
+            groups[-1].append(term)
+        else:
+            groups.append([term])
+        join_next = False
+    return groups
+
+
+def _contains(text: str) -> Q:
+    """An incident whose own text, tags or child rows contain `text` (case-insensitive)."""
+    own = Q()
+    for field in (
+        "title",
+        "company",
+        "summary",
+        "supporting_data",
+        "customer_impact",
+        "response_analysis",
+        "post_incident_analysis",
+    ):
+        own |= Q(**{f"{field}__icontains": text})
+    children = [
+        TaggedItem.objects.filter(
+            content_type__app_label="postmortems",
+            content_type__model="incident",
+            object_id=OuterRef("pk"),
+            tag__name__icontains=text,
+        ),
+        TimelineEvent.objects.filter(incident=OuterRef("pk"), description__icontains=text),
+        ContributingFactor.objects.filter(incident=OuterRef("pk"), description__icontains=text),
+        Lesson.objects.filter(incident=OuterRef("pk"), text__icontains=text),
+        ActionItem.objects.filter(incident=OuterRef("pk"), title__icontains=text),
+    ]
+    for child in children:
+        own |= Exists(child)
+    return own
+
+
+def _fallback_search(queryset: QuerySet, text: str) -> QuerySet:
+    # Plain substring matching: fine for the few hundred postmortems a SQLite installation holds.
+    for group in parse_terms(text):
+        condition = Q()
+        for term in group:
+            condition |= _contains(term.text)
+        queryset = queryset.exclude(condition) if group[0].exclude else queryset.filter(condition)
+    return queryset.order_by("-incident_date", "-id")
+
+
+def fallback_headline(text: str, query: str, *, words: int = 40) -> str:
+    """A snippet of `text` around the first matched term, with the terms marked as ts_headline does."""
+    terms = [t.text for group in parse_terms(query) for t in group if not t.exclude]
+    if not text:
+        return ""
+    pattern = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE) if terms else None
+    found = pattern.search(text) if pattern else None
+    tokens = text.split()
+    start = 0
+    if found:
+        start = max(0, len(text[: found.start()].split()) - 8)
+    snippet = " ".join(tokens[start : start + words])
+    if start:
+        snippet = "… " + snippet
+    if start + words < len(tokens):
+        snippet += " …"
+    if pattern:
+        snippet = pattern.sub(lambda m: f"{MARK_START}{m.group(0)}{MARK_STOP}", snippet)
+    return snippet
+
+
+def highlight(snippet: str) -> SafeString:
+    """Escape a marked snippet and show its matches as <mark>."""
+    html = escape(snippet).replace(MARK_START, "<mark>").replace(MARK_STOP, "</mark>")
+    return mark_safe(html)  # escaped above; only our own markers become tags
+
+
+# --- filters --------------------------------------------------------------------------------------
+
+
+class SlugListField(forms.Field):
+    """A repeated query-string parameter of tag slugs (`?tag=dns&tag=aws`); a typed tag name works too."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[str]:
+        values = value if isinstance(value, list | tuple) else [value] if value else []
+        return list(dict.fromkeys(slug for slug in (slugify(str(v)) for v in values) if slug))
+
+
+class SearchForm(forms.Form):
+    """Everything a search can say, read from the query string; the URL holds the whole search."""
+
+    q = forms.CharField(label="Search", required=False, max_length=200)
+    tag = SlugListField(label="Tags", required=False)
+    severity = forms.MultipleChoiceField(
+        label="Severity", required=False, choices=Severity.choices, widget=forms.CheckboxSelectMultiple
+    )
+    date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    owner = forms.ModelChoiceField(
+        label="Owner",
+        required=False,
+        queryset=User.objects.filter(is_active=True).order_by("username"),
+        to_field_name="username",
+        empty_label="Anyone",
+        error_messages={"invalid_choice": "Nobody by that username."},
+    )
+    team = forms.ModelChoiceField(
+        label="Team",
+        required=False,
+        queryset=Team.objects.order_by("name"),
+        to_field_name="slug",
+        empty_label="Any team",
+        error_messages={"invalid_choice": "No team by that name."},
+    )
+    open_actions = forms.BooleanField(label="Has open action items", required=False)
+
+    # The query string says `from`, `to` and `open` (DESIGN.md section 9); Python cannot name a field `from`.
+    URL_NAMES = {"date_from": "from", "date_to": "to", "open_actions": "open"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("owner", "team"):
+            self.fields[name].widget.attrs["class"] = "form-select"
+        self.fields["severity"].widget.attrs["class"] = "form-check-input"
+
+    def add_prefix(self, field_name):
+        # Used both to read the data and to name the inputs.
+        return self.URL_NAMES.get(field_name, field_name)
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end of the range is before its start.")
+        return cleaned
+
+    def filter(self, queryset: QuerySet) -> QuerySet:
+        """`queryset` narrowed by every valid field; invalid fields are ignored (their errors are shown)."""
+        data = self.cleaned_data if self.is_bound else {}
+        if data.get("tag"):
+            queryset = queryset.with_tags(data["tag"])
+        if data.get("severity"):
+            queryset = queryset.filter(severity__in=data["severity"])
+        if data.get("date_from"):
+            queryset = queryset.filter(incident_date__gte=data["date_from"])
+        if data.get("date_to"):
+            queryset = queryset.filter(incident_date__lte=data["date_to"])
+        if data.get("owner"):
+            queryset = queryset.filter(owner=data["owner"])
+        if data.get("team"):
+            queryset = queryset.filter(
+                Exists(Incident.teams.through.objects.filter(incident=OuterRef("pk"), team=data["team"]))
+            )
+        if data.get("open_actions"):
+            open_items = ActionItem.objects.filter(
+                incident=OuterRef("pk"), status__in=[ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS]
+            )
+            queryset = queryset.filter(Exists(open_items))
+        if data.get("q"):
+            queryset = queryset.search(data["q"])
+        return queryset
+
+    @property
+    def text(self) -> str:
+        return self.cleaned_data.get("q", "") if self.is_bound and hasattr(self, "cleaned_data") else ""
+
+    def chips(self, tag_names: dict[str, str] | None = None) -> list[tuple[str, str]]:
+        """(label, query string without it) for every narrowing in force, so each can be removed."""
+        if not self.is_bound:
+            return []
+        data = self.cleaned_data
+        chips = []
+
+        def without(key: str, value: str | None = None) -> str:
+            query = QueryDict(mutable=True)
+            for k, values in self.data.lists():
+                kept = [v for v in values if not (k == key and (value is None or v == value))]
+                if kept and k != "page":
+                    query.setlist(k, kept)
+            return query.urlencode()
+
+        if data.get("q"):
+            chips.append((f"“{data['q']}”", without("q")))
+        for slug in data.get("tag") or []:
+            chips.append((f"tag: {(tag_names or {}).get(slug, slug)}", without("tag", slug)))
+        for severity in data.get("severity") or []:
+            chips.append((f"severity: {severity}", without("severity", severity)))
+        if data.get("date_from"):
+            chips.append((f"from {data['date_from']:%Y-%m-%d}", without("from")))
+        if data.get("date_to"):
+            chips.append((f"to {data['date_to']:%Y-%m-%d}", without("to")))
+        if data.get("owner"):
+            chips.append((f"owner: {data['owner']}", without("owner")))
+        if data.get("team"):
+            chips.append((f"team: {data['team'].name}", without("team")))
+        if data.get("open_actions"):
+            chips.append(("has open action items", without("open")))
+        return chips
+
+
+class CappedPaginator(Paginator):
+    """Counts at most COUNT_CAP + 1 rows: an exact count of a common word's matches costs far more
+    than the page itself, and nobody pages through a thousand results."""
+
+    cap = COUNT_CAP
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list.order_by()[: self.cap + 1].count()
+
+    @property
+    def is_capped(self) -> bool:
+        return self.count > self.cap
+
+
+# --- tags and related incidents -------------------------------------------------------------------
+
+
+def tag_counts(incidents: QuerySet, *, order: str = "count") -> QuerySet:
+    """Every tag carried by one of `incidents`, with how many of them carry it (most used first, or A–Z)."""
+    ordering = (Lower("name"),) if order == "name" else ("-num", Lower("name"))
+    return (
+        Tag.objects.filter(
+            taggit_taggeditem_items__content_type__app_label="postmortems",
+            taggit_taggeditem_items__content_type__model="incident",
+            taggit_taggeditem_items__object_id__in=incidents.order_by().values("pk"),
+        )
+        .annotate(num=Count("taggit_taggeditem_items"))
+        .order_by(*ordering)
+    )
+
+
+# Per tag, only this many of its newest incidents are compared; a tag on 10,000 incidents stays cheap.
+RELATED_PER_TAG = 200
+_RELATED_SQL = """
+SELECT ti.object_id, count(*) AS common
+FROM unnest(%s::int[]) AS t(id)
+CROSS JOIN LATERAL (
+  SELECT object_id FROM taggit_taggeditem
+  WHERE tag_id = t.id AND content_type_id = %s AND object_id <> %s
+  ORDER BY object_id DESC LIMIT %s
+) AS ti
+GROUP BY ti.object_id
+ORDER BY common DESC, ti.object_id DESC
+LIMIT %s
+"""
+
+
+def related_incidents(incident: Incident, user, *, limit: int = 5) -> list[Incident]:
+    """Published incidents `user` may see that share the most tags with `incident` (uses its prefetched
+    tags); each carries `common`, the number of tags in common. Two queries at most, whatever the data."""
+    tag_ids = [tag.pk for tag in incident.tags.all()]
+    if not tag_ids:
+        return []
+    visible = Incident.objects.visible_to(user).published().exclude(pk=incident.pk)
+    if connection.vendor == "postgresql":
+        from django.contrib.contenttypes.models import ContentType
+
+        content_type = ContentType.objects.get_for_model(Incident)
+        with connection.cursor() as cursor:
+            cursor.execute(_RELATED_SQL, [tag_ids, content_type.pk, incident.pk, RELATED_PER_TAG, limit * 4])
+            common = dict(cursor.fetchall())
+        found = list(visible.filter(pk__in=common).only("pk", "title", "incident_date", "severity"))
+        for other in found:
+            other.common = common[other.pk]
+        found.sort(key=lambda other: (-other.common, -other.pk))
+        return found[:limit]
+    return list(
+        visible.filter(tags__in=tag_ids)
+        .annotate(common=Count("pk"))
+        .only("pk", "title", "incident_date", "severity")
+        .order_by("-common", "-incident_date", "-id")[:limit]
+    )

@@ -1,0 +1,346 @@
+"""/action-items/: the list, its filters and counts, in-place updates, the SLO table, related open items."""
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from postmortems import followthrough
+from postmortems.models import (
+    ActionItem,
+    ActionItemStatus,
+    Activity,
+    ActivityVerb,
+    Priority,
+    Status,
+    Visibility,
+    default_due_date,
+)
+from tests.factories import ActionItemFactory, IncidentFactory, TeamFactory, UserFactory, full_incident
+
+URL = "/action-items/"
+
+
+def update_url(item) -> str:
+    return reverse("postmortems:action_item_update", args=[item.pk])
+
+
+def post_update(client, item, **data):
+    payload = {"status": item.status, "backlog_link": item.backlog_link, "wont_do_reason": "", "next": ""}
+    payload.update(data)
+    return client.post(update_url(item), {f"item-{item.pk}-{k}": v for k, v in payload.items()})
+
+
+@pytest.fixture
+def me(db):
+    return UserFactory(username="me", display_name="Mia Me")
+
+
+# --- the model-level deadline policy -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("priority", "days"), [("P1", 28), ("P2", 56), ("P3", 90), ("P4", 180)])
+def test_default_due_date_follows_the_priority_policy(priority, days):
+    assert default_due_date(priority, start=dt.date(2026, 1, 1)) == dt.date(2026, 1, 1) + dt.timedelta(
+        days=days
+    )
+
+
+def test_default_due_date_reads_the_setting(settings):
+    settings.ACTION_ITEM_SLO_DAYS = {"P1": 7}
+    assert default_due_date("P1", start=dt.date(2026, 1, 1)) == dt.date(2026, 1, 8)
+    assert default_due_date("", start=dt.date(2026, 1, 1)) is None
+
+
+# --- the list ----------------------------------------------------------------------------------------------
+
+
+def test_action_items_needs_sign_in(client):
+    response = client.get(URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_action_items_lists_mine_overdue_first_then_due_soonest(client_for, me):
+    today = timezone.localdate()
+    later = ActionItemFactory(owner=me, title="Later one", due_date=today + dt.timedelta(days=40))
+    soon = ActionItemFactory(owner=me, title="Soon one", due_date=today + dt.timedelta(days=2))
+    overdue = ActionItemFactory(owner=me, title="Overdue one", due_date=today - dt.timedelta(days=3))
+    undated = ActionItemFactory(owner=me, title="Undated one", due_date=None)
+    ActionItemFactory(
+        owner=me, title="Finished one", status=ActionItemStatus.DONE, completed_at=timezone.now()
+    )
+    ActionItemFactory(title="Someone else's")
+
+    response = client_for(me).get(URL)
+
+    items = list(response.context["items"])
+    assert items == [overdue, soon, later, undated]
+    content = response.content.decode()
+    assert "Someone else&#x27;s" not in content
+    assert "Someone else's" not in content
+    assert "overdue 3" in content
+    assert response.context["counts"]["overdue"] == 1
+    assert response.context["counts"]["due_soon"] == 1
+    assert response.context["counts"]["done"] == 1
+
+
+def test_action_items_never_shows_items_of_incidents_i_may_not_see(client_for, me):
+    hidden = IncidentFactory(status=Status.PUBLISHED, visibility=Visibility.RESTRICTED)
+    ActionItemFactory(incident=hidden, title="Secret fix", owner=me)
+    draft = IncidentFactory(status=Status.DRAFT)
+    ActionItemFactory(incident=draft, title="Draft fix")
+    ActionItemFactory(title="Public fix")
+
+    response = client_for(me).get(URL, {"scope": "all"})
+
+    titles = [item.title for item in response.context["items"]]
+    assert titles == ["Public fix"]
+
+
+def test_action_items_team_scope_shows_teammates_items(client_for, me):
+    mate = UserFactory(display_name="Tess Teammate")
+    TeamFactory(members=[me, mate])
+    ActionItemFactory(owner=mate, title="Teammate's item")
+    ActionItemFactory(owner=me, title="My item")
+    ActionItemFactory(title="Stranger's item")
+
+    response = client_for(me).get(URL, {"scope": "team"})
+
+    assert {item.title for item in response.context["items"]} == {"Teammate's item", "My item"}
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"status": "done"}, {"Done P1"}),
+        ({"status": "wont_do"}, {"Dropped"}),
+        ({"status": "any"}, {"Open P1", "Late P2", "Done P1", "Dropped"}),
+        ({"priority": "P2"}, {"Late P2"}),
+        ({"overdue": "on"}, {"Late P2"}),
+        ({}, {"Open P1", "Late P2"}),
+    ],
+)
+def test_action_items_filters(client_for, me, params, expected):
+    today = timezone.localdate()
+    ActionItemFactory(owner=me, title="Open P1", priority=Priority.P1)
+    ActionItemFactory(owner=me, title="Late P2", priority=Priority.P2, due_date=today - dt.timedelta(days=1))
+    ActionItemFactory(
+        owner=me,
+        title="Done P1",
+        priority=Priority.P1,
+        status=ActionItemStatus.DONE,
+        completed_at=timezone.now(),
+    )
+    ActionItemFactory(owner=me, title="Dropped", status=ActionItemStatus.WONT_DO, wont_do_reason="Obsolete")
+
+    response = client_for(me).get(URL, params)
+
+    assert {item.title for item in response.context["items"]} == expected
+
+
+def test_action_items_bad_filter_says_so_and_shows_defaults(client_for, me):
+    ActionItemFactory(owner=me, title="Mine")
+    response = client_for(me).get(URL, {"status": "bogus"})
+    assert response.context["form"].errors["status"]
+    assert [item.title for item in response.context["items"]] == ["Mine"]
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_action_items_queries_do_not_grow_with_rows(client_for, me, django_assert_max_num_queries):
+    owners = [UserFactory() for _ in range(3)]
+    for i in range(30):
+        incident = IncidentFactory(co_authors=[owners[i % 3]], tags=["database"])
+        ActionItemFactory(incident=incident, owner=me if i % 2 else owners[i % 3])
+    client = client_for(me)
+    with django_assert_max_num_queries(9):
+        response = client.get(URL, {"scope": "all", "status": "any"})
+    assert len(response.context["items"]) == 30
+
+
+# --- updating an item --------------------------------------------------------------------------------------
+
+
+def test_owner_marks_item_done_on_a_published_postmortem(client_for, me):
+    incident = full_incident()
+    item = incident.action_items.first()
+    item.owner = me
+    item.save()
+    revision = incident.revision
+
+    response = post_update(client_for(me), item, status="done", next=URL)
+
+    assert response.status_code == 302
+    assert response["Location"] == URL
+    item.refresh_from_db()
+    incident.refresh_from_db()
+    assert item.status == ActionItemStatus.DONE
+    assert item.completed_at is not None
+    assert incident.revision == revision
+    assert incident.status == Status.PUBLISHED
+    activity = Activity.objects.get(incident=incident, verb=ActivityVerb.ACTION_ITEM_UPDATED)
+    assert activity.actor == me
+    assert "Open → Done" in activity.detail
+
+
+def test_reopening_a_done_item_clears_completed_at(me):
+    item = ActionItemFactory(owner=me, status=ActionItemStatus.DONE, completed_at=timezone.now())
+    followthrough.update_action_item(item, by=me, status=ActionItemStatus.IN_PROGRESS, backlog_link="")
+    item.refresh_from_db()
+    assert item.status == ActionItemStatus.IN_PROGRESS
+    assert item.completed_at is None
+
+
+def test_wont_do_needs_a_reason_shown_next_to_the_field(client_for, me):
+    item = ActionItemFactory(owner=me)
+
+    response = post_update(client_for(me), item, status="wont_do", wont_do_reason="  ")
+
+    assert response.status_code == 400
+    # next to the reason field, not only at the top of the page
+    assert '<div class="invalid-feedback">Say why it won’t be done: a reason is required.</div>' in (
+        response.content.decode()
+    )
+    item.refresh_from_db()
+    assert item.status == ActionItemStatus.OPEN
+    assert not Activity.objects.filter(verb=ActivityVerb.ACTION_ITEM_UPDATED).exists()
+
+
+def test_wont_do_with_reason_is_logged(client_for, me):
+    item = ActionItemFactory(owner=me)
+    post_update(client_for(me), item, status="wont_do", wont_do_reason="The service is retired")
+    item.refresh_from_db()
+    assert item.status == ActionItemStatus.WONT_DO
+    assert item.wont_do_reason == "The service is retired"
+    detail = Activity.objects.get(verb=ActivityVerb.ACTION_ITEM_UPDATED).detail
+    assert "Won’t do" in detail
+    assert "The service is retired" in detail
+
+
+def test_bad_backlog_link_is_refused_with_a_message(client_for, me):
+    item = ActionItemFactory(owner=me, backlog_link="")
+    response = post_update(client_for(me), item, backlog_link="not a link")
+    assert response.status_code == 400
+    assert "Enter the full address of the backlog item" in response.content.decode()
+    item.refresh_from_db()
+    assert item.backlog_link == ""
+
+
+def test_backlog_link_edit_is_logged_without_bumping_revision(client_for, me):
+    incident = IncidentFactory(owner=me)
+    item = ActionItemFactory(incident=incident, backlog_link="")
+    post_update(client_for(me), item, backlog_link="https://tracker.example.com/OPS-9")
+    item.refresh_from_db()
+    incident.refresh_from_db()
+    assert item.backlog_link == "https://tracker.example.com/OPS-9"
+    assert incident.revision == 1
+    assert "OPS-9" in Activity.objects.get(verb=ActivityVerb.ACTION_ITEM_UPDATED).detail
+
+
+def test_unchanged_update_logs_nothing(client_for, me):
+    item = ActionItemFactory(owner=me)
+    response = post_update(client_for(me), item)
+    assert response.status_code == 302
+    assert not Activity.objects.filter(verb=ActivityVerb.ACTION_ITEM_UPDATED).exists()
+
+
+@pytest.mark.parametrize("role", ["item_owner", "incident_owner", "co_author"])
+def test_who_may_update(db, client_for, role):
+    item_owner, incident_owner, co_author = UserFactory(), UserFactory(), UserFactory()
+    incident = IncidentFactory(owner=incident_owner, co_authors=[co_author])
+    item = ActionItemFactory(incident=incident, owner=item_owner)
+    user = {"item_owner": item_owner, "incident_owner": incident_owner, "co_author": co_author}[role]
+    post_update(client_for(user), item, status="in_progress")
+    item.refresh_from_db()
+    assert item.status == ActionItemStatus.IN_PROGRESS
+
+
+def test_reader_who_is_not_involved_may_not_update(client_for, me):
+    item = ActionItemFactory()
+    response = post_update(client_for(me), item, status="done")
+    assert response.status_code == 403
+    item.refresh_from_db()
+    assert item.status == ActionItemStatus.OPEN
+
+
+def test_item_of_an_incident_i_may_not_see_is_a_404(client_for, me):
+    item = ActionItemFactory(incident=IncidentFactory(status=Status.DRAFT))
+    assert post_update(client_for(me), item, status="done").status_code == 404
+    assert client_for(me).get(update_url(item)).status_code == 404
+
+
+def test_next_must_stay_on_this_site(client_for, me):
+    item = ActionItemFactory(owner=me)
+    response = post_update(client_for(me), item, status="in_progress", next="https://evil.example.com/")
+    assert response["Location"] == item.get_absolute_url()
+
+
+def test_update_form_is_on_the_detail_page_for_those_who_may(client_for, me):
+    incident = full_incident()
+    item = incident.action_items.first()
+    item.owner = me
+    item.save()
+    other = incident.action_items.exclude(pk=item.pk).first()
+
+    content = client_for(me).get(incident.get_absolute_url()).content.decode()
+
+    assert f'data-testid="action-item-form-{item.pk}"' in content
+    assert f'data-testid="action-item-form-{other.pk}"' not in content
+
+
+# --- the SLO table -----------------------------------------------------------------------------------------
+
+
+def test_slo_table_counts_within_and_late_per_priority(me):
+    today = timezone.localdate()
+    now = timezone.now()
+    ActionItemFactory(owner=me, priority="P1", due_date=today + dt.timedelta(days=3))  # within
+    ActionItemFactory(owner=me, priority="P1", due_date=today - dt.timedelta(days=3))  # late
+    ActionItemFactory(
+        owner=me, priority="P1", due_date=today, status=ActionItemStatus.DONE, completed_at=now
+    )  # within
+    ActionItemFactory(
+        owner=me,
+        priority="P2",
+        due_date=today - dt.timedelta(days=10),
+        status=ActionItemStatus.DONE,
+        completed_at=now,
+    )  # late
+    ActionItemFactory(owner=me, priority="P2", due_date=None)
+    ActionItemFactory(owner=me, priority="P2", status=ActionItemStatus.WONT_DO, wont_do_reason="No")
+
+    rows = {row.priority: row for row in followthrough.slo_table(ActionItem.objects.filter(owner=me), today)}
+
+    assert (rows["P1"].within, rows["P1"].late, rows["P1"].slo_days) == (2, 1, 28)
+    assert (rows["P2"].within, rows["P2"].late, rows["P2"].no_due_date) == (0, 1, 1)
+    assert rows["P3"].measured == 0
+
+
+# --- open action items from related incidents --------------------------------------------------------------
+
+
+def test_draft_shows_open_items_of_older_postmortems_sharing_a_tag(client_for, me):
+    older = IncidentFactory(tags=["dns"], title="Older DNS outage")
+    ActionItemFactory(incident=older, title="Lower the DNS TTL")
+    ActionItemFactory(
+        incident=older, title="Finished already", status=ActionItemStatus.DONE, completed_at=timezone.now()
+    )
+    unrelated = IncidentFactory(tags=["disk"])
+    ActionItemFactory(incident=unrelated, title="Unrelated item")
+    draft = IncidentFactory(owner=me, status=Status.DRAFT, tags=["dns"])
+
+    content = client_for(me).get(draft.get_absolute_url()).content.decode()
+
+    assert "Open action items from related incidents" in content
+    assert "Lower the DNS TTL" in content
+    assert "Finished already" not in content
+    assert "Unrelated item" not in content
+
+
+def test_published_postmortem_has_no_related_open_items_box(client_for, me):
+    older = IncidentFactory(tags=["dns"])
+    ActionItemFactory(incident=older, title="Lower the DNS TTL")
+    newer = IncidentFactory(tags=["dns"])
+    content = client_for(me).get(newer.get_absolute_url()).content.decode()
+    assert "Open action items from related incidents" not in content

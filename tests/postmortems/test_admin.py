@@ -1,0 +1,91 @@
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from postmortems.models import ActivityVerb
+from tests.factories import ActivityFactory, SignOffFactory, UserFactory, full_incident
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+def test_admin_incident_page_has_inlines_for_every_part(staff_client):
+    incident = full_incident()
+    body = staff_client.get(reverse("admin:postmortems_incident_change", args=[incident.pk])).content.decode()
+    for prefix in ("timeline_events", "factors", "lessons", "action_items"):
+        assert f'name="{prefix}-TOTAL_FORMS"' in body
+    assert "Timeline event number 0" in body
+    assert "Validate pool sizes in CI 0" in body
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["incident", "timelineevent", "contributingfactor", "actionitem", "lesson", "signoff", "activity"],
+)
+def test_admin_lists_every_model(staff_client, model):
+    incident = full_incident()
+    SignOffFactory(incident=incident)
+    ActivityFactory(incident=incident)
+    response = staff_client.get(reverse(f"admin:postmortems_{model}_changelist"))
+    assert response.context["cl"].result_count >= 1
+
+
+def test_admin_edit_bumps_revision_and_is_logged_as_staff_action(staff_client):
+    incident = full_incident()
+    url = reverse("admin:postmortems_incident_change", args=[incident.pk])
+    form = staff_client.get(url).context["adminform"].form
+    data = {}
+    for name, field in form.fields.items():
+        value = form.initial.get(name, field.initial)
+        if value is None:
+            continue
+        if hasattr(value, "all"):
+            value = [obj.pk for obj in value.all()]
+        data[name] = value
+    page = staff_client.get(url)
+    for formset in page.context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        for key, value in management.initial.items():
+            data[f"{formset.formset.prefix}-{key}"] = value
+        for i, inline_form in enumerate(formset.formset.forms):
+            key = f"{formset.formset.prefix}-{i}"
+            data[f"{key}-id"] = inline_form.instance.pk
+            data[f"{key}-incident"] = incident.pk
+            for name in inline_form.fields:
+                value = inline_form.initial.get(name)
+                if value is None or name in ("id", "incident"):
+                    continue
+                if isinstance(value, list):
+                    value = [getattr(v, "pk", v) for v in value]
+                if isinstance(value, dt.datetime):
+                    local = timezone.localtime(value)
+                    data[f"{key}-{name}_0"], data[f"{key}-{name}_1"] = (
+                        f"{local:%Y-%m-%d}",
+                        f"{local:%H:%M:%S}",
+                    )
+                    continue
+                data[f"{key}-{name}"] = value
+    data["title"] = "Checkout API failed (edited by staff)"
+    data["tags"] = "database, configuration"
+    data["committee"] = [u.pk for u in incident.committee.all()]
+    data["started_at_0"], data["started_at_1"] = "2026-03-04", "08:00:00"
+    data["detected_at_0"], data["detected_at_1"] = "2026-03-04", "08:12:00"
+    data["mitigated_at_0"], data["mitigated_at_1"] = "2026-03-04", "09:05:00"
+    data["resolved_at_0"], data["resolved_at_1"] = "2026-03-04", "11:00:00"
+    response = staff_client.post(url, data)
+    if response.status_code != 302:
+        errors = [fs.formset.errors for fs in response.context["inline_admin_formsets"]]
+        raise AssertionError((response.context["adminform"].form.errors, errors))
+    incident.refresh_from_db()
+    assert incident.title == "Checkout API failed (edited by staff)"
+    assert incident.revision == 2
+    activity = incident.activities.get(verb=ActivityVerb.EDITED)
+    assert activity.is_staff_action
+    assert "title" in activity.detail

@@ -1,0 +1,212 @@
+"""/insights/: figures computed right on a known data set, shown with their sample sizes."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from postmortems import insights
+from postmortems.models import ActionItemStatus, Incident, Severity, Status, Visibility
+from tests.factories import ActionItemFactory, IncidentFactory, TeamFactory, UserFactory
+
+URL = "/insights/"
+START = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
+PERIOD = {"from": "2026-01-01", "to": "2026-03-31"}
+
+
+def published(**kwargs) -> Incident:
+    defaults = {
+        "status": Status.PUBLISHED,
+        "incident_date": dt.date(2026, 1, 5),
+        "published_at": dt.datetime(2026, 1, 12, 9, 0, tzinfo=dt.UTC),
+    }
+    return IncidentFactory(**(defaults | kwargs))
+
+
+@pytest.fixture
+def known(db):
+    """Ten published incidents detected after 10, 20, … 100 minutes; five with mitigation times."""
+    team = TeamFactory(name="Storage", slug="storage")
+    made = []
+    for i in range(1, 11):
+        made.append(
+            published(
+                title=f"Known {i}",
+                incident_date=dt.date(2026, 1 + (i % 3), 5),
+                started_at=START,
+                detected_at=START + dt.timedelta(minutes=10 * i),
+                mitigated_at=START + dt.timedelta(hours=i) if i <= 5 else None,
+                published_at=START + dt.timedelta(days=i),
+                severity=Severity.SEV1 if i <= 4 else Severity.SEV3,
+                tags=["database"] if i % 2 else ["database", "network"],
+                teams=[team] if i <= 3 else [],
+            )
+        )
+    # Never counted: a draft, a postmortem from before the period, and one the reader may not see.
+    IncidentFactory(
+        status=Status.DRAFT, incident_date=dt.date(2026, 1, 5), started_at=START, detected_at=START
+    )
+    published(incident_date=dt.date(2025, 6, 1), started_at=START, detected_at=START + dt.timedelta(days=9))
+    published(visibility=Visibility.RESTRICTED, started_at=START, detected_at=START + dt.timedelta(days=9))
+    return made
+
+
+def figures(user, **filters):
+    incidents = insights.incidents_for(
+        user, date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 3, 31), **filters
+    )
+    return {d.name: d for d in insights.distributions(incidents)}
+
+
+@pytest.mark.parametrize(
+    ("values", "p", "expected"),
+    [
+        ([1, 2, 3, 4], 50, 2.5),
+        ([1, 2, 3, 4], 90, 3.7),
+        ([5], 90, 5),
+        ([10, 20, 30, 40, 50, 60, 70, 80, 90, 100], 50, 55),
+        ([10, 20, 30, 40, 50, 60, 70, 80, 90, 100], 90, 91),
+        ([], 50, None),
+    ],
+)
+def test_percentile_interpolates_between_closest_ranks(values, p, expected):
+    result = insights.percentile(values, p)
+    assert result == pytest.approx(expected) if expected is not None else result is None
+
+
+def test_time_to_detect_median_and_p90_are_exact(known, user):
+    detect = figures(user)["detect"]
+    assert detect.n == 10
+    assert detect.median == 55 * 60
+    assert detect.p90 == pytest.approx(91 * 60)
+    assert not detect.too_small
+
+
+def test_histogram_counts_each_incident_once(known, user):
+    detect = dict(figures(user)["detect"].histogram)
+    assert detect == {
+        "< 5 min": 0,
+        "5–15 min": 1,
+        "15–30 min": 1,
+        "30–60 min": 3,
+        "1–2 h": 5,
+        "2–4 h": 0,
+        "4–8 h": 0,
+        "8–24 h": 0,
+        "1–3 d": 0,
+        "> 3 d": 0,
+    }
+
+
+def test_incidents_without_times_are_left_out_and_small_samples_flagged(known, user):
+    mitigate = figures(user)["mitigate"]
+    assert mitigate.n == 5
+    assert mitigate.median == 3 * 3600
+    assert mitigate.too_small
+    assert figures(user)["resolve"].n == 0
+
+
+def test_days_to_publication(known, user):
+    publish = figures(user)["publish"]
+    # published i days after START; incident dates are in January to March, so only some are ≥ 0 days.
+    expected = sorted(
+        (timezone.localdate(i.published_at) - i.incident_date).days
+        for i in known
+        if timezone.localdate(i.published_at) >= i.incident_date
+    )
+    assert publish.values == expected
+    assert publish.median == insights.percentile(expected, 50)
+
+
+def test_filters_by_tag_team_and_severity(known, user):
+    assert figures(user, tag="network")["detect"].n == 5
+    assert figures(user, severity=Severity.SEV1)["detect"].n == 4
+    assert figures(user, team=known[0].teams.get())["detect"].n == 3
+
+
+def test_incidents_per_month_includes_empty_months(known, user):
+    incidents = insights.incidents_for(user, date_from=dt.date(2025, 12, 1), date_to=dt.date(2026, 4, 30))
+    monthly = insights.incidents_per_month(incidents, dt.date(2025, 12, 1), dt.date(2026, 4, 30))
+    assert monthly == [
+        (dt.date(2025, 12, 1), 0),
+        (dt.date(2026, 1, 1), 3),
+        (dt.date(2026, 2, 1), 4),
+        (dt.date(2026, 3, 1), 3),
+        (dt.date(2026, 4, 1), 0),
+    ]
+
+
+def test_recurring_tags_count_incidents(known, user):
+    incidents = insights.incidents_for(user, date_from=dt.date(2026, 1, 1), date_to=dt.date(2026, 3, 31))
+    tags = [(row["tag__slug"], row["n"]) for row in insights.recurring_tags(incidents)]
+    assert tags == [("database", 10), ("network", 5)]
+
+
+def test_share_of_action_items_done_within_deadline(db, user):
+    incident = published()
+    today = timezone.localdate()
+    due = today - dt.timedelta(days=5)
+    on_time = timezone.now() - dt.timedelta(days=6)
+    late = timezone.now() - dt.timedelta(days=1)
+    for _ in range(3):
+        ActionItemFactory(incident=incident, due_date=due, status=ActionItemStatus.DONE, completed_at=on_time)
+    ActionItemFactory(incident=incident, due_date=due, status=ActionItemStatus.DONE, completed_at=late)
+    ActionItemFactory(incident=incident, due_date=due)  # unfinished past its date: late
+    ActionItemFactory(incident=incident, due_date=today + dt.timedelta(days=5))  # not due yet: not counted
+    ActionItemFactory(incident=incident, due_date=due, status=ActionItemStatus.WONT_DO, wont_do_reason="No")
+    ActionItemFactory(incident=incident, due_date=None)
+
+    result = insights.follow_through(Incident.objects.filter(pk=incident.pk), today)
+
+    assert (result.on_time, result.late, result.n) == (3, 2, 5)
+    assert result.share == pytest.approx(0.6)
+    assert result.too_small
+    assert result.by_priority == [("P2 — high", 3, 2)]
+
+
+# --- the page ----------------------------------------------------------------------------------------------
+
+
+def test_insights_needs_sign_in(client):
+    assert client.get(URL)["Location"].startswith("/accounts/login/")
+
+
+def test_insights_page_shows_figures_charts_and_sample_sizes(known, user, client_for):
+    response = client_for(user).get(URL, PERIOD)
+    content = response.content.decode()
+    assert 'data-testid="chart-monthly"' in content
+    assert 'role="img"' in content
+    assert '<title id="monthly-title">Incidents per month</title>' in content
+    assert "Jan 26: 3; Feb 26: 4; Mar 26: 3" in content  # the chart's text alternative
+    assert 'data-testid="median-detect">55 min<' in content
+    assert 'data-testid="p90-detect">1 h 31 min<' in content
+    assert 'Time to mitigate <span class="sample">n = 5</span>' in content
+    assert "Too few to read: only 5 values" in content
+    assert "Known 1" not in content  # figures, not a list of incidents
+    assert response.context["monthly_total"] == 10
+
+
+def test_insights_bad_dates_say_so_next_to_the_field(user, client_for):
+    response = client_for(user).get(URL, {"from": "2026-05-01", "to": "2026-01-01"})
+    assert "The end of the period must be after its start." in response.content.decode()
+    response = client_for(user).get(URL, {"from": "yesterday"})
+    assert "Enter a date like 2025-01-31." in response.content.decode()
+    assert response.status_code == 200
+
+
+def test_insights_queries_do_not_grow_with_incidents(db, client_for, django_assert_max_num_queries):
+    reader = UserFactory()
+    owner = UserFactory()
+    for i in range(40):
+        incident = published(
+            owner=owner,
+            incident_date=dt.date(2026, 1 + i % 3, 1 + i % 27),
+            started_at=START,
+            detected_at=START + dt.timedelta(minutes=i),
+            tags=[f"tag{i % 4}", "shared"],
+        )
+        ActionItemFactory(incident=incident, owner=owner, due_date=dt.date(2026, 2, 1))
+    client = client_for(reader)
+    with django_assert_max_num_queries(9):
+        response = client.get(URL, PERIOD)
+    assert response.context["monthly_total"] == 40

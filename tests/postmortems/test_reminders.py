@@ -1,0 +1,241 @@
+"""The daily reminders: who gets which email, once per person and day however often the job runs."""
+
+import datetime as dt
+import time
+
+import pytest
+from celery.schedules import crontab
+from django.conf import settings
+from django.core import mail
+from django.utils import timezone
+
+from postmortems import reminders, tasks
+from postmortems.models import (
+    ActionItemStatus,
+    Activity,
+    ActivityVerb,
+    Decision,
+    SentNotification,
+    Status,
+    Visibility,
+)
+from tests.factories import ActionItemFactory, IncidentFactory, SignOffFactory, UserFactory
+
+# The real-worker fixtures of the review workflow's test: a `celery -A config worker` process on Redis.
+from tests.postmortems.test_celery_worker import broker_queue, worker  # noqa: F401
+
+
+def emails_to(user) -> list:
+    return [message for message in mail.outbox if message.to == [user.email]]
+
+
+def days(n: int) -> dt.timedelta:
+    return dt.timedelta(days=n)
+
+
+# --- action items ------------------------------------------------------------------------------------------
+
+
+def test_owner_gets_one_email_with_items_due_soon_or_overdue(db, clock):
+    today = timezone.localdate()
+    owner = UserFactory(username="olive")
+    ActionItemFactory(owner=owner, title="Due in three days", due_date=today + days(3))
+    ActionItemFactory(owner=owner, title="Overdue by two", due_date=today - days(2))
+    ActionItemFactory(owner=owner, title="Due next month", due_date=today + days(30))
+    ActionItemFactory(
+        owner=owner, title="Done already", due_date=today, status=ActionItemStatus.DONE, completed_at=clock()
+    )
+
+    assert tasks.send_daily_reminders() == 1
+    assert tasks.send_daily_reminders() == 0  # the job runs again the same morning
+
+    [email] = emails_to(owner)
+    assert "2 action items due soon or overdue" in email.subject
+    assert "Due in three days" in email.body
+    assert "Overdue by two" in email.body
+    assert "OVERDUE" in email.body
+    assert "Due next month" not in email.body
+    assert "Done already" not in email.body
+    assert SentNotification.objects.filter(
+        key=f"reminder:action-items:{owner.pk}:{today.isoformat()}"
+    ).exists()
+
+
+def test_owner_is_reminded_again_the_next_day(db, clock):
+    owner = UserFactory()
+    ActionItemFactory(owner=owner, due_date=timezone.localdate() + days(1))
+
+    reminders.send_daily_reminders()
+    clock.advance(hours=6)
+    reminders.send_daily_reminders()
+    assert len(emails_to(owner)) == 1
+
+    clock.advance(days=1)
+    reminders.send_daily_reminders()
+    reminders.send_daily_reminders()
+    assert len(emails_to(owner)) == 2
+
+
+def test_long_overdue_items_go_to_postmortem_owner_and_committee_too(db, clock):
+    today = timezone.localdate()
+    pm_owner, reviewer, item_owner = UserFactory(), UserFactory(), UserFactory()
+    incident = IncidentFactory(owner=pm_owner, committee=[reviewer])
+    ActionItemFactory(incident=incident, owner=item_owner, title="Long overdue", due_date=today - days(15))
+    ActionItemFactory(
+        incident=incident, owner=item_owner, title="Recently overdue", due_date=today - days(14)
+    )
+
+    reminders.send_daily_reminders()
+    reminders.send_daily_reminders()
+
+    [to_item_owner] = emails_to(item_owner)
+    assert "Long overdue" in to_item_owner.body
+    assert "Recently overdue" in to_item_owner.body
+    for person in (pm_owner, reviewer):
+        [email] = emails_to(person)
+        assert "Long overdue" in email.body
+        assert "Recently overdue" not in email.body
+        assert "more than two weeks" in email.body
+
+
+def test_one_email_per_person_when_they_own_items_and_a_long_overdue_postmortem(db, clock):
+    today = timezone.localdate()
+    person = UserFactory()
+    ActionItemFactory(owner=person, title="My own", due_date=today + days(2))
+    ActionItemFactory(incident=IncidentFactory(owner=person), title="Theirs", due_date=today - days(20))
+
+    reminders.send_daily_reminders()
+
+    [email] = emails_to(person)
+    assert "My own" in email.body
+    assert "Theirs" in email.body
+
+
+def test_nobody_is_reminded_of_nothing(db, clock):
+    ActionItemFactory(due_date=timezone.localdate() + days(20))
+    ActionItemFactory(due_date=None)
+    assert reminders.send_daily_reminders() == 0
+    assert mail.outbox == []
+
+
+# --- reviews pending ---------------------------------------------------------------------------------------
+
+
+def in_review(owner, committee, *, requested_days_ago: int, clock):
+    now = clock()
+    clock.set(now - days(requested_days_ago))
+    incident = IncidentFactory(owner=owner, committee=committee, status=Status.IN_REVIEW, revision=2)
+    Activity.objects.create(
+        incident=incident, actor=owner, verb=ActivityVerb.REVIEW_REQUESTED, revision=incident.revision
+    )
+    clock.set(now)
+    return incident
+
+
+def test_reviewers_who_have_not_signed_off_the_current_revision_are_reminded(db, clock):
+    owner, approved, stale, silent = UserFactory(), UserFactory(), UserFactory(), UserFactory()
+    incident = in_review(owner, [approved, stale, silent], requested_days_ago=4, clock=clock)
+    SignOffFactory(incident=incident, reviewer=approved, decision=Decision.APPROVE, revision=2)
+    SignOffFactory(incident=incident, reviewer=stale, decision=Decision.APPROVE, revision=1)
+
+    reminders.send_daily_reminders()
+    reminders.send_daily_reminders()
+
+    assert emails_to(approved) == []
+    for reviewer in (stale, silent):
+        [email] = emails_to(reviewer)
+        assert "waiting for your sign-off" in email.subject
+        assert incident.title in email.body
+    assert emails_to(owner) == []
+
+
+def test_reviews_requested_three_days_ago_or_less_are_not_reminded(db, clock):
+    reviewer = UserFactory()
+    in_review(UserFactory(), [reviewer], requested_days_ago=3, clock=clock)
+    reminders.send_daily_reminders()
+    assert emails_to(reviewer) == []
+
+    clock.advance(hours=1)
+    reminders.send_daily_reminders()
+    assert len(emails_to(reviewer)) == 1
+
+
+def test_a_new_revision_restarts_the_wait(db, clock):
+    owner, reviewer = UserFactory(), UserFactory()
+    incident = in_review(owner, [reviewer], requested_days_ago=10, clock=clock)
+    incident.revision = 3
+    incident.save(update_fields=["revision"])
+    clock.advance(days=-1)
+    Activity.objects.create(incident=incident, actor=owner, verb=ActivityVerb.EDITED, revision=3)
+    clock.advance(days=1)
+
+    reminders.send_daily_reminders()
+
+    assert emails_to(reviewer) == []
+
+
+# --- related open action items -----------------------------------------------------------------------------
+
+
+def test_owners_of_related_open_items_are_told_once(db, clock):
+    item_owner = UserFactory()
+    older = IncidentFactory(tags=["dns", "cache"], title="Older DNS outage")
+    ActionItemFactory(incident=older, owner=item_owner, title="Lower the TTL", due_date=None)
+    ActionItemFactory(
+        incident=older, owner=item_owner, title="Finished", status=ActionItemStatus.DONE, completed_at=clock()
+    )
+    clock.advance(minutes=1)
+    draft = IncidentFactory(status=Status.DRAFT, tags=["dns"], title="DNS again")
+
+    assert tasks.send_related_open_items(draft.pk) == 1
+    assert tasks.send_related_open_items(draft.pk) == 0
+    reminders.send_daily_reminders()
+
+    [email] = emails_to(item_owner)
+    assert "Lower the TTL" in email.body
+    assert "Finished" not in email.body
+    assert "DNS again" in email.body
+    assert "shared tags: dns" in email.body, email.body
+
+
+def test_restricted_postmortems_do_not_announce_themselves(db, clock):
+    item_owner = UserFactory()
+    ActionItemFactory(incident=IncidentFactory(tags=["dns"]), owner=item_owner)
+    clock.advance(minutes=1)
+    secret = IncidentFactory(status=Status.DRAFT, tags=["dns"], visibility=Visibility.RESTRICTED)
+    assert tasks.send_related_open_items(secret.pk) == 0
+    assert mail.outbox == []
+
+
+# --- beat --------------------------------------------------------------------------------------------------
+
+
+def test_beat_runs_the_reminders_every_morning():
+    entry = settings.CELERY_BEAT_SCHEDULE["daily-reminders"]
+    assert entry["task"] == tasks.send_daily_reminders.name
+    assert isinstance(entry["schedule"], crontab)
+    assert entry["schedule"].hour == {7}
+    assert entry["schedule"].minute == {0}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_beat_entry_runs_on_a_real_worker_once_per_day(worker):  # noqa: F811 — the imported fixture
+    outbox, log = worker
+    owner = UserFactory(username="wendy")
+    ActionItemFactory(owner=owner, title="Rotate the signing key", due_date=timezone.localdate() + days(1))
+    from config.celery import app
+
+    name = settings.CELERY_BEAT_SCHEDULE["daily-reminders"]["task"]
+    app.send_task(name)
+    app.send_task(name)  # beat, or a person, runs it twice
+
+    key = f"reminder:action-items:{owner.pk}:{timezone.localdate().isoformat()}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and log.read_text().count(f"Task {name}[") < 4:
+        time.sleep(0.25)  # each run logs "received" and "succeeded"
+    texts = [path.read_text() for path in outbox.glob("*.log")]
+    text = "\n".join(texts)
+    assert text.count("To: wendy@example.com") == 1, log.read_text()[-3000:]
+    assert "Rotate the signing key" in text
+    assert SentNotification.objects.filter(key=key).count() == 1
