@@ -1,7 +1,8 @@
 """The stored search vectors (PostgreSQL full-text search, DESIGN.md section 7).
 
 The columns exist on every database; the GIN index and the raised statistics target are PostgreSQL-only,
-so this migration applies on SQLite too (where search uses the plain fallback).
+so this migration applies on SQLite too (where search uses the plain fallback). It fills no vectors: it
+must not call live code that later changes; `manage.py reindex_search` (re)builds them all.
 """
 
 import django.contrib.postgres.indexes
@@ -35,15 +36,6 @@ def reset_statistics_target(apps, schema_editor):
         schema_editor.execute("ALTER TABLE postmortems_incident ALTER COLUMN search_vector SET STATISTICS -1")
 
 
-def fill_search_vectors(apps, schema_editor):
-    # Incidents saved before search existed. Runs the app's current UPDATE (search.py), which names only
-    # columns that exist by this migration.
-    if schema_editor.connection.vendor == "postgresql":
-        from postmortems.search import update_search_vectors_sql
-
-        schema_editor.execute(update_search_vectors_sql())
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("postmortems", "0002_review_workflow"),
@@ -68,5 +60,4 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunPython(raise_statistics_target, reset_statistics_target, elidable=False),
-        migrations.RunPython(fill_search_vectors, migrations.RunPython.noop),
     ]

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Team, User
+from postmortems import changes
 from postmortems.importing import RecordError, import_record, parse_record
 from postmortems.models import (
     ActionItem,
@@ -181,6 +182,7 @@ class Command(BaseCommand):
             sign_offs = [
                 {"reviewer": name, "decision": Decision.APPROVE, "comment": ""} for name in data["committee"]
             ]
+        content = changes.snapshot(incident) if sign_offs else {}
         for spec in sign_offs or []:
             reviewer = users[spec["reviewer"]]
             SignOff.objects.create(
@@ -189,6 +191,7 @@ class Command(BaseCommand):
                 decision=spec["decision"],
                 comment=spec["comment"],
                 revision=incident.revision,
+                snapshot=content,
             )
             verb = (
                 ActivityVerb.APPROVED
