@@ -11,12 +11,14 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Case, Count, F, IntegerField, Q, Value, When
+from django.db import connections, transaction
+from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import User
 from postmortems.models import (
+    FINISHED_LAST,
+    UNFINISHED,
     ActionItem,
     ActionItemQuerySet,
     ActionItemStatus,
@@ -111,32 +113,35 @@ def in_scope(user: User, scope: str) -> ActionItemQuerySet:
 
 
 def urgency_order(items: ActionItemQuerySet, today: dt.date) -> ActionItemQuerySet:
-    """Overdue first, then due soonest, then those without a due date; finished ones last."""
-    unfinished = Q(status__in=[ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS])
+    """Overdue first, then due soonest, then those without a due date; finished ones last.
+
+    Among unfinished items "overdue first, then due soonest" is simply the due date, earliest first, so
+    the order is (finished?, due date, id): an index holds it, and a page stops after its rows.
+    `urgency` (0 overdue, 1 due later, 2 no due date, 3 finished) is for the page's badges.
+    """
     return items.annotate(
         urgency=Case(
-            When(unfinished & Q(due_date__lt=today), then=Value(0)),
-            When(unfinished & Q(due_date__isnull=False), then=Value(1)),
-            When(unfinished, then=Value(2)),
+            When(UNFINISHED & Q(due_date__lt=today), then=Value(0)),
+            When(UNFINISHED & Q(due_date__isnull=False), then=Value(1)),
+            When(UNFINISHED, then=Value(2)),
             default=Value(3),
             output_field=IntegerField(),
         )
-    ).order_by("urgency", "due_date", "id")
+    ).order_by(FINISHED_LAST, F("due_date").asc(nulls_last=True), "id")
 
 
-def counts(items: ActionItemQuerySet, today: dt.date) -> dict[str, int]:
-    """How many items are in each state, in one query."""
-    unfinished = Q(status__in=[ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS])
-    soon = today + dt.timedelta(days=DUE_SOON_DAYS)
-    return items.order_by().aggregate(
-        total=Count("pk"),
-        overdue=Count("pk", filter=unfinished & Q(due_date__lt=today)),
-        due_soon=Count("pk", filter=unfinished & Q(due_date__gte=today, due_date__lte=soon)),
-        open=Count("pk", filter=Q(status=ActionItemStatus.OPEN)),
-        in_progress=Count("pk", filter=Q(status=ActionItemStatus.IN_PROGRESS)),
-        done=Count("pk", filter=Q(status=ActionItemStatus.DONE)),
-        wont_do=Count("pk", filter=Q(status=ActionItemStatus.WONT_DO)),
-    )
+# Counting all 300,000 items someone can see takes ~100 ms, ten page views' worth. Up to EXACT_LIMIT items
+# in a scope the counts and the deadline table are exact; past it the counts stop at COUNT_CAP (“1,000+”)
+# and the table is left out.
+EXACT_LIMIT = 10_000
+COUNT_CAP = 1_000
+
+
+class AtLeast(int):
+    """A count that stopped at its cap: there are at least this many (shown as “1,000+”)."""
+
+    def __str__(self) -> str:
+        return f"{int(self):,}+"
 
 
 @dataclass
@@ -157,40 +162,115 @@ class SloRow:
         return self.within / self.measured if self.measured else None
 
 
-def slo_table(items: ActionItemQuerySet, today: dt.date) -> list[SloRow]:
-    """Per priority: items within their deadline (done by it, or not yet due) and late ones, in one query.
+@dataclass
+class Figures:
+    """The counts at the top of /action-items/ and its deadline table (None when the scope is too large)."""
 
-    Won't-do items are left out: they have no deadline left to keep.
-    """
-    done = Q(status=ActionItemStatus.DONE)
-    unfinished = Q(status__in=[ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS])
+    counts: dict[str, int]
+    slo: list[SloRow] | None
+
+
+_FLAGS = ("overdue", "due_soon", "within", "late", "no_due")
+
+
+def _flagged(items: ActionItemQuerySet, today: dt.date) -> ActionItemQuerySet:
+    """Each item with what the counts and the deadline table tell apart, as true/false columns."""
+    soon = today + dt.timedelta(days=DUE_SOON_DAYS)
     has_due = Q(due_date__isnull=False)
-    rows = (
-        items.order_by()
-        .values("priority")
-        .annotate(
-            done_on_time=Count("pk", filter=has_due & done & Q(completed_at__date__lte=F("due_date"))),
-            done_late=Count("pk", filter=has_due & done & Q(completed_at__date__gt=F("due_date"))),
-            open_in_time=Count("pk", filter=has_due & unfinished & Q(due_date__gte=today)),
-            open_late=Count("pk", filter=has_due & unfinished & Q(due_date__lt=today)),
-            no_due=Count("pk", filter=Q(due_date__isnull=True) & ~Q(status=ActionItemStatus.WONT_DO)),
-        )
+    done = Q(status=ActionItemStatus.DONE)
+
+    def flag(*conditions):
+        return Case(*(When(c, then=Value(True)) for c in conditions), default=Value(False))
+
+    return items.order_by().annotate(
+        overdue=flag(UNFINISHED & Q(due_date__lt=today)),
+        due_soon=flag(UNFINISHED & Q(due_date__gte=today, due_date__lte=soon)),
+        # Within the deadline: done by it, or not yet due. Late: done after it, or unfinished past it.
+        within=flag(
+            has_due & done & Q(completed_at__date__lte=F("due_date")),
+            has_due & UNFINISHED & Q(due_date__gte=today),
+        ),
+        late=flag(
+            has_due & done & Q(completed_at__date__gt=F("due_date")),
+            has_due & UNFINISHED & Q(due_date__lt=today),
+        ),
+        # Won't-do items have no deadline left to keep.
+        no_due=flag(Q(due_date__isnull=True) & ~Q(status=ActionItemStatus.WONT_DO)),
     )
-    by_priority = {row["priority"]: row for row in rows}
+
+
+def _grouped_count(sample: ActionItemQuerySet, columns: tuple[str, ...]) -> list[dict]:
+    """COUNT(*) of a sliced values() queryset grouped by its columns (the ORM cannot group over a LIMIT)."""
+    sql, params = sample.query.sql_with_params()
+    quoted = ", ".join(f's."{column}"' for column in columns)
+    with connections[sample.db].cursor() as cursor:
+        cursor.execute(f"SELECT {quoted}, COUNT(*) FROM ({sql}) s GROUP BY {quoted}", params)
+        return [dict(zip((*columns, "n"), row, strict=True)) for row in cursor.fetchall()]
+
+
+def figures(items: ActionItemQuerySet, today: dt.date) -> Figures:
+    """Counts per state and the deadline table per priority, from one query of at most a few dozen rows;
+    past EXACT_LIMIT items, capped counts from a second query and no table."""
+    columns = ("status", "priority", *_FLAGS)
+    rows = _grouped_count(_flagged(items, today).values(*columns)[: EXACT_LIMIT + 1], columns)
+    total = sum(row["n"] for row in rows)
+    if total > EXACT_LIMIT:
+        return Figures(counts=capped_counts(items, today), slo=None)
+    counts = {"total": total, "overdue": 0, "due_soon": 0, **dict.fromkeys(ActionItemStatus.values, 0)}
+    for row in rows:
+        counts[row["status"]] += row["n"]
+        counts["overdue"] += row["n"] if row["overdue"] else 0
+        counts["due_soon"] += row["n"] if row["due_soon"] else 0
+    return Figures(counts=counts, slo=_slo_table(rows))
+
+
+def slo_table(items: ActionItemQuerySet, today: dt.date) -> list[SloRow]:
+    """The deadline table of `items`, exact however many there are (one query)."""
+    columns = ("priority", *_FLAGS)
+    return _slo_table(_grouped_count(_flagged(items, today).values(*columns), columns))
+
+
+def capped_counts(items: ActionItemQuerySet, today: dt.date) -> dict[str, int]:
+    """How many items are in each state, each counted up to COUNT_CAP (then an AtLeast), in one query."""
+    soon = today + dt.timedelta(days=DUE_SOON_DAYS)
+    items = items.order_by()
+    subsets = {
+        "total": items,
+        "overdue": items.overdue(today),
+        "due_soon": items.unfinished().filter(due_date__gte=today, due_date__lte=soon),
+        **{status: items.filter(status=status) for status in ActionItemStatus.values},
+    }
+    parts, params = [], []
+    for subset in subsets.values():
+        sql, subset_params = subset.values("pk")[: COUNT_CAP + 1].query.sql_with_params()
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) s)")
+        params.extend(subset_params)
+    with connections[items.db].cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        values = cursor.fetchone()
+    return {name: AtLeast(COUNT_CAP) if n > COUNT_CAP else n for name, n in zip(subsets, values, strict=True)}
+
+
+def _slo_table(rows: list[dict]) -> list[SloRow]:
+    """Per priority: items within their deadline and late ones, and those without a due date."""
+    by_priority: dict[str, dict[str, int]] = {}
+    for row in rows:
+        tally = by_priority.setdefault(row["priority"], {"within": 0, "late": 0, "no_due": 0})
+        for name in tally:
+            tally[name] += row["n"] if row[name] else 0
     table = []
     for value, label in [*Priority.choices, ("", "No priority")]:
-        row = by_priority.get(value)
-        if row is None and value == "":
+        if value == "" and value not in by_priority:
             continue
-        row = row or {"done_on_time": 0, "done_late": 0, "open_in_time": 0, "open_late": 0, "no_due": 0}
+        tally = by_priority.get(value, {"within": 0, "late": 0, "no_due": 0})
         table.append(
             SloRow(
                 priority=value,
                 label=label,
                 slo_days=settings.ACTION_ITEM_SLO_DAYS.get(value),
-                within=row["done_on_time"] + row["open_in_time"],
-                late=row["done_late"] + row["open_late"],
-                no_due_date=row["no_due"],
+                within=tally["within"],
+                late=tally["late"],
+                no_due_date=tally["no_due"],
             )
         )
     return table

@@ -15,8 +15,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections
+from django.db.models import (
+    Case,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    OuterRef,
+    Q,
+    When,
+)
 from django.db.models.functions import TruncDate, TruncMonth
+from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from taggit.models import TaggedItem
@@ -69,11 +84,20 @@ class Distribution:
     unit: str  # "seconds" or "days"
     values: list[float] = field(default_factory=list)
 
+    # Computed by the database instead of from `values` (PostgreSQL): n, median, p90, histogram.
+    summary: dict | None = None
+
     def __post_init__(self):
         self.values.sort()
 
     @property
+    def buckets(self) -> list[tuple[float, float, str]]:
+        return DURATION_BUCKETS if self.unit == "seconds" else DAY_BUCKETS
+
+    @property
     def n(self) -> int:
+        if self.summary is not None:
+            return self.summary["n"]
         return len(self.values)
 
     @property
@@ -82,10 +106,14 @@ class Distribution:
 
     @property
     def median(self) -> float | None:
+        if self.summary is not None:
+            return self.summary["median"]
         return percentile(self.values, 50)
 
     @property
     def p90(self) -> float | None:
+        if self.summary is not None:
+            return self.summary["p90"]
         return percentile(self.values, 90)
 
     @property
@@ -99,10 +127,11 @@ class Distribution:
     @cached_property
     def histogram(self) -> list[tuple[str, int]]:
         """How many values fall in each bucket (low ≤ value < high); the values are sorted, so bisect."""
-        buckets = DURATION_BUCKETS if self.unit == "seconds" else DAY_BUCKETS
+        if self.summary is not None:
+            return self.summary["histogram"]
         return [
             (label, bisect.bisect_left(self.values, high) - bisect.bisect_left(self.values, low))
-            for low, high, label in buckets
+            for low, high, label in self.buckets
         ]
 
     def display(self, value: float | None) -> str:
@@ -149,10 +178,13 @@ def incidents_for(
     user, *, date_from: dt.date, date_to: dt.date, tag: str = "", team=None, severity: str = ""
 ) -> IncidentQuerySet:
     """The published postmortems `user` may see that the figures are about."""
+    # The same rule as Incident.objects.visible_to, written as "not hidden from them" (a small indexed
+    # set), so that PostgreSQL reads the period's incidents from one covering index.
+    hidden = Incident.objects.hidden_from(user).filter(pk=OuterRef("pk"))
     incidents = (
-        Incident.objects.visible_to(user)
-        .published()
+        Incident.objects.published()
         .filter(incident_date__gte=date_from, incident_date__lte=date_to)
+        .filter(~Exists(hidden))
     )
     if tag:
         incidents = incidents.with_tags([tag])
@@ -198,12 +230,51 @@ def _span(end: str) -> ExpressionWrapper:
     return ExpressionWrapper(F(end) - F("started_at"), output_field=DurationField())
 
 
+def _epoch(span) -> Func:
+    return Func(span, template="date_part('epoch', %(expressions)s)", output_field=FloatField())
+
+
+def _summarised(incidents: IncidentQuerySet, dists: list[Distribution], spans: list) -> None:
+    """PostgreSQL: n, median, 90th percentile and histogram of each distribution in one query, each
+    value computed once per incident (negative spans as NULL, which aggregates skip): loading 100,000
+    rows of intervals into Python took half a second."""
+    values = {}
+    for i, (dist, span) in enumerate(zip(dists, spans, strict=True)):
+        value = _epoch(span) if dist.unit == "seconds" else _epoch(span) / 86400.0
+        values[f"v{i}"] = Case(When(GreaterThanOrEqual(value, 0), then=value), output_field=FloatField())
+    sql, params = incidents.order_by().annotate(**values).values(*values).query.sql_with_params()
+    columns = []
+    for i, dist in enumerate(dists):
+        columns += [f"COUNT(s.v{i})", f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY s.v{i})"]
+        for low, high, _label in dist.buckets:
+            upper = "" if high == math.inf else f" AND s.v{i} < {float(high)}"
+            columns.append(f"COUNT(*) FILTER (WHERE s.v{i} >= {float(low)}{upper})")
+    with connections[incidents.db].cursor() as cursor:
+        # OFFSET 0 keeps the subquery from being inlined, which would recompute each value per use.
+        cursor.execute(f"SELECT {', '.join(columns)} FROM ({sql} OFFSET 0) s", params)
+        row = list(cursor.fetchone())
+    for dist in dists:
+        n, (median, p90) = row.pop(0), row.pop(0) or (None, None)
+        histogram = [(label, row.pop(0)) for _low, _high, label in dist.buckets]
+        dist.summary = {"n": n, "median": median, "p90": p90, "histogram": histogram}
+
+
 def distributions(incidents: IncidentQuerySet) -> list[Distribution]:
     """Time to detect, mitigate, resolve (from the start) and days from the incident to publication."""
     detect = Distribution("detect", "Time to detect", "seconds")
     mitigate = Distribution("mitigate", "Time to mitigate", "seconds")
     resolve = Distribution("resolve", "Time to resolve", "seconds")
     publish = Distribution("publish", "Days from incident to publication", "days")
+    dists = [detect, mitigate, resolve, publish]
+    if connections[incidents.db].vendor == "postgresql":
+        spans = [
+            _span("detected_at"),
+            _span("mitigated_at"),
+            _span("resolved_at"),
+            ExpressionWrapper(TruncDate("published_at") - F("incident_date"), output_field=DurationField()),
+        ]
+        _summarised(incidents, dists, spans)
+        return dists
     # Differences computed by the database: loading 400,000 aware datetimes costs seconds, intervals do not.
     rows = (
         incidents.order_by()
@@ -263,15 +334,16 @@ def follow_through(incidents: IncidentQuerySet, today: dt.date) -> FollowThrough
 
 def recurring_tags(incidents: IncidentQuerySet, *, limit: int = 15) -> list[dict]:
     """Tags carried by more than one incident of the selection, most frequent first (one query)."""
+    # Grouped by tag id over the (tag, content type, object) index; names joined for the few winners.
     return list(
         TaggedItem.objects.filter(
-            content_type__app_label="postmortems",
-            content_type__model="incident",
+            content_type=ContentType.objects.get_for_model(Incident),
             object_id__in=incidents.order_by().values("pk"),
         )
-        .values("tag__name", "tag__slug")
+        .values("tag_id", "tag__name", "tag__slug")
         .annotate(n=Count("object_id"))
         .filter(n__gte=2)
+        .values("tag__name", "tag__slug", "n")
         .order_by("-n", "tag__name")[:limit]
     )
 

@@ -29,3 +29,9 @@ def action_item_form(context, item, anchor: str = "action", form=None):
 def insight_value(value, distribution) -> str:
     """A median or percentile as a person reads it: “1 h 05 min”, “12 d”."""
     return distribution.display(value)
+
+
+@register.filter
+def at_least(value) -> str:
+    """A count as the page shows it: “1,000+” when it stopped at its cap (followthrough.AtLeast)."""
+    return str(value)

@@ -5,6 +5,7 @@ import re
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.http import QueryDict
 from django.urls import reverse
 
 from postmortems import search
@@ -481,3 +482,37 @@ def test_imported_incident_json_is_searchable_on_either_database(client_for, tmp
     assert titles(client_for(UserFactory()).get("/postmortems/", {"q": "quokka"})) == [
         "Quokka cache meltdown"
     ]
+
+
+# --- the paginator and the list's cheap rendering ------------------------------------------------
+
+
+def test_capped_paginator_pages_come_from_one_id_query_in_order(client_for, many_incidents, monkeypatch):
+    monkeypatch.setattr(search.CappedPaginator, "cap", 25)
+    client = client_for(UserFactory())
+    newest_first = sorted(many_incidents, key=lambda i: (i.incident_date, i.pk), reverse=True)
+    first = client.get("/postmortems/")
+    last = client.get("/postmortems/", {"page": 2})
+    assert first.context["paginator"].is_capped
+    assert "More than 25" in first.content.decode()
+    assert titles(first) == [i.title for i in newest_first[:20]]
+    # Past the cap the last page holds what is left of the COUNT_CAP + 1 rows, and there is no page 3.
+    assert titles(last) == [i.title for i in newest_first[20:26]]
+    assert client.get("/postmortems/", {"page": 3}).status_code == 404
+
+
+def test_tag_links_keep_the_search_and_add_the_tag_after_the_tags_in_force():
+    form = search.SearchForm(QueryDict("q=dns&tag=aws&severity=SEV1&page=2"))
+    assert form.add_tag_url("etcd") == "/postmortems/?q=dns&tag=aws&tag=etcd&severity=SEV1"
+    assert form.add_tag_url("aws") == "/postmortems/?q=dns&tag=aws&severity=SEV1"
+    assert search.SearchForm(QueryDict("")).add_tag_url("a b") == "/postmortems/?tag=a+b"
+
+
+def test_filter_selects_keep_the_choice_and_explain_a_bad_one(client_for):
+    UserFactory(username="zed", display_name="Zed Zulu")
+    page = client_for(UserFactory()).get("/postmortems/", {"owner": "zed", "team": "nope"}).content.decode()
+    assert '<option value="zed" selected>Zed Zulu</option>' in page
+    assert '<option value="">Anyone</option>' in page
+    assert '<option value="" selected>Any team</option>' not in page
+    assert 'aria-describedby="id_team_error"' in page
+    assert 'id="id_team_error">No team by that name.</div>' in page
