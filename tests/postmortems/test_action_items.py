@@ -344,3 +344,20 @@ def test_published_postmortem_has_no_related_open_items_box(client_for, me):
     newer = IncidentFactory(tags=["dns"])
     content = client_for(me).get(newer.get_absolute_url()).content.decode()
     assert "Open action items from related incidents" not in content
+
+
+def test_related_open_items_show_five_and_fold_the_rest(client_for, me):
+    older = IncidentFactory(tags=["dns"])
+    for day in range(7):
+        due = timezone.localdate() + dt.timedelta(days=day)
+        ActionItemFactory(incident=older, title=f"Related item {day}", due_date=due)
+    draft = IncidentFactory(owner=me, status=Status.DRAFT, tags=["dns"])
+
+    content = client_for(me).get(draft.get_absolute_url()).content.decode()
+
+    box = content[content.index('id="related-open-action-items"') :]
+    folded = box[box.index("<details") :]
+    assert "2 more, soonest due first" in folded
+    assert "Related item 4" not in folded
+    assert "Related item 5" in folded
+    assert "Related item 6" in folded
