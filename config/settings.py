@@ -109,6 +109,10 @@ STORAGES = {
     },
 }
 
+# Cache: per process by default; CACHE_URL (e.g. redis://127.0.0.1:6379/1) shares it between processes.
+# It only holds figures that are checked against the data on every read (postmortems/insights.py).
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
 # Email: console by default, SMTP (or any backend django-environ knows) from EMAIL_URL.
 if "EMAIL_URL" in env:
     vars().update(env.email_url("EMAIL_URL"))

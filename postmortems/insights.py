@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from django.contrib.contenttypes.models import ContentType
+from django.core.cache import cache
 from django.db import connections
 from django.db.models import (
     Case,
@@ -36,7 +38,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from taggit.models import TaggedItem
 
-from postmortems.models import ActionItem, ActionItemStatus, Incident, IncidentQuerySet, Priority
+from postmortems.models import ActionItem, ActionItemStatus, Incident, IncidentQuerySet, Priority, Visibility
 
 # Below this many values a median or share says more about chance than about the organisation.
 MIN_SAMPLE = 10
@@ -172,6 +174,60 @@ class FollowThrough:
     @property
     def too_small(self) -> bool:
         return self.n < MIN_SAMPLE
+
+
+# Figures are cached until the data they come from changes (see `figures`); this bounds what a change the
+# fingerprint cannot see (a deleted incident) can leave behind.
+CACHE_SECONDS = 10 * 60
+
+
+def data_fingerprint() -> tuple:
+    """Changes whenever an incident or an action item is saved (every write path saves `updated_at`) or
+    created; one query of four index lookups."""
+    incidents, items = Incident._meta.db_table, ActionItem._meta.db_table
+    with connections[Incident.objects.db].cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT MAX(updated_at) FROM {incidents}), (SELECT MAX(id) FROM {incidents}), "
+            f"(SELECT MAX(updated_at) FROM {items}), (SELECT MAX(id) FROM {items})"
+        )
+        return tuple(cursor.fetchone())
+
+
+def audience(user) -> str:
+    """Who sees which published incidents: everyone sees the normal ones, so the restricted ones a user may
+    see (usually none) tell users apart; staff see them all."""
+    if user.is_staff:
+        return "staff"
+    restricted = (
+        Incident.objects.visible_to(user)
+        .published()
+        .filter(visibility=Visibility.RESTRICTED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return ",".join(map(str, restricted))
+
+
+def figures(user, *, date_from: dt.date, date_to: dt.date, tag: str, team, severity: str, today: dt.date):
+    """Every figure of the page, cached per filter, audience and state of the data (two small queries
+    decide): the figures cost up to half a second at 100,000 incidents, and the same ones are asked for
+    again and again between two changes."""
+    filters = (date_from, date_to, tag, getattr(team, "pk", None), severity, today)
+    raw = repr((filters, audience(user), data_fingerprint()))
+    key = "insights:" + hashlib.sha256(raw.encode()).hexdigest()
+
+    def compute() -> dict:
+        incidents = incidents_for(
+            user, date_from=date_from, date_to=date_to, tag=tag, team=team, severity=severity
+        )
+        return {
+            "monthly": incidents_per_month(incidents, date_from, date_to),
+            "distributions": distributions(incidents),
+            "follow_through": follow_through(incidents, today),
+            "recurring_tags": recurring_tags(incidents),
+        }
+
+    return cache.get_or_set(key, compute, CACHE_SECONDS)
 
 
 def incidents_for(

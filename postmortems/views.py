@@ -671,6 +671,9 @@ def serve_media(request, path: str):
 
 # --- follow-through: action items and insights (postmortems/followthrough.py and insights.py do the work)
 
+# Each row carries its own small status form, which is most of the page's cost: 25 rows keep it cheap.
+ACTION_ITEMS_PER_PAGE = 25
+
 
 def action_items(request):
     """My action items across every postmortem I can see: overdue first, then due soon."""
@@ -700,7 +703,7 @@ def action_items(request):
         .prefetch_related("incident__co_authors")
     )
     figures = followthrough.figures(scoped, today)
-    paginator = search.CappedPaginator(items, 50)
+    paginator = search.CappedPaginator(items, ACTION_ITEMS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     context = {
         "form": form,
@@ -776,18 +779,19 @@ def insights_view(request):
     start, end = chosen["date_from"], chosen["date_to"]
     if start > end:
         start, end = defaults.cleaned_data["date_from"], defaults.cleaned_data["date_to"]
-    incidents = insights.incidents_for(
+    found = insights.figures(
         request.user,
         date_from=start,
         date_to=end,
         tag=chosen["tag"],
         team=chosen["team"],
         severity=chosen["severity"],
+        today=timezone.localdate(),
     )
-    monthly = insights.incidents_per_month(incidents, start, end)
+    monthly = found["monthly"]
     bars = [(f"{month:%b %y}", n) for month, n in monthly]
     every = max(1, math.ceil(len(bars) / 12))
-    distributions = insights.distributions(incidents)
+    distributions = found["distributions"]
     for dist in distributions:
         dist.chart = insights.bar_chart(
             dist.chart_bars, title=f"{dist.label}: histogram", chart_id=dist.name, width=440
@@ -802,8 +806,8 @@ def insights_view(request):
             bars, title="Incidents per month", chart_id="monthly", every=every
         ),
         "distributions": distributions,
-        "follow_through": insights.follow_through(incidents, timezone.localdate()),
-        "recurring_tags": insights.recurring_tags(incidents),
+        "follow_through": found["follow_through"],
+        "recurring_tags": found["recurring_tags"],
         "min_sample": insights.MIN_SAMPLE,
     }
     return TemplateResponse(request, "postmortems/insights.html", context)

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import cache
 from django.test import override_settings
 
 from tests import factories
@@ -28,6 +29,14 @@ def _plain_http_settings():
     overrides.enable()
     yield
     overrides.disable()
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: cached figures must not outlive the data of a test."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

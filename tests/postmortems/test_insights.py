@@ -209,6 +209,31 @@ def test_insights_queries_do_not_grow_with_incidents(db, client_for, django_asse
         )
         ActionItemFactory(incident=incident, owner=owner, due_date=dt.date(2026, 2, 1))
     client = client_for(reader)
-    with django_assert_max_num_queries(9):
+    # 9 for the figures, 2 to know whether cached ones still hold (data fingerprint, audience).
+    with django_assert_max_num_queries(11):
         response = client.get(URL, PERIOD)
     assert response.context["monthly_total"] == 40
+    # Cached: the session, the user, the filter form's teams, the fingerprint and the audience.
+    with django_assert_max_num_queries(6):
+        again = client.get(URL, PERIOD)
+    assert again.context["monthly_total"] == 40
+
+
+def test_insights_figures_follow_a_change_at_once(db, client_for):
+    reader = UserFactory()
+    published(owner=UserFactory(), incident_date=dt.date(2026, 1, 5), started_at=START)
+    client = client_for(reader)
+    assert client.get(URL, PERIOD).context["monthly_total"] == 1
+    published(owner=UserFactory(), incident_date=dt.date(2026, 1, 6), started_at=START)
+    assert client.get(URL, PERIOD).context["monthly_total"] == 2
+
+
+def test_insights_cache_is_not_shared_with_someone_who_sees_more(db, client_for):
+    insider, outsider = UserFactory(), UserFactory()
+    published(owner=UserFactory(), incident_date=dt.date(2026, 1, 5), started_at=START)
+    published(
+        owner=insider, incident_date=dt.date(2026, 1, 6), started_at=START, visibility=Visibility.RESTRICTED
+    )
+    assert client_for(outsider).get(URL, PERIOD).context["monthly_total"] == 1
+    assert client_for(insider).get(URL, PERIOD).context["monthly_total"] == 2
+    assert client_for(outsider).get(URL, PERIOD).context["monthly_total"] == 1
