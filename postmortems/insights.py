@@ -220,9 +220,20 @@ def figures(user, *, date_from: dt.date, date_to: dt.date, tag: str, team, sever
         incidents = incidents_for(
             user, date_from=date_from, date_to=date_to, tag=tag, team=team, severity=severity
         )
+        monthly = incidents_per_month(incidents, date_from, date_to)
+        bars = [(f"{month:%b %y}", n) for month, n in monthly]
+        dists = distributions(incidents)
+        for dist in dists:
+            dist.chart = bar_chart(
+                dist.chart_bars, title=f"{dist.label}: histogram", chart_id=dist.name, width=440
+            )
         return {
-            "monthly": incidents_per_month(incidents, date_from, date_to),
-            "distributions": distributions(incidents),
+            "monthly": monthly,
+            "monthly_total": sum(n for _month, n in monthly),
+            "monthly_chart": bar_chart(
+                bars, title="Incidents per month", chart_id="monthly", every=max(1, math.ceil(len(bars) / 12))
+            ),
+            "distributions": dists,
             "follow_through": follow_through(incidents, today),
             "recurring_tags": recurring_tags(incidents),
         }

@@ -236,6 +236,8 @@ class Incident(models.Model):
     class Meta:
         ordering = ["-incident_date", "-id"]
         indexes = [
+            # data_fingerprint (insights.py) reads the latest update from here, not from the rows.
+            models.Index(fields=["updated_at"], name="incident_updated_idx"),
             models.Index(fields=["status", "-incident_date", "-id"], name="incident_status_date_idx"),
             GinIndex(fields=["search_vector"], name="incident_search_vector_idx"),
             # The incidents someone may not see are among these (IncidentQuerySet.hidden_from).
@@ -521,6 +523,7 @@ class ActionItem(models.Model):
     class Meta:
         ordering = ["due_date", "id"]
         indexes = [
+            models.Index(fields=["updated_at"], name="actionitem_updated_idx"),
             models.Index(fields=["owner", "status", "due_date"], name="actionitem_owner_status_idx"),
             # /action-items/ reads these in its order (followthrough.urgency_order) and stops at a page.
             models.Index(fields=["status", "due_date", "id"], name="actionitem_status_due_idx"),

@@ -1,4 +1,3 @@
-import math
 import zoneinfo
 from datetime import timedelta
 
@@ -788,26 +787,11 @@ def insights_view(request):
         severity=chosen["severity"],
         today=timezone.localdate(),
     )
-    monthly = found["monthly"]
-    bars = [(f"{month:%b %y}", n) for month, n in monthly]
-    every = max(1, math.ceil(len(bars) / 12))
-    distributions = found["distributions"]
-    for dist in distributions:
-        dist.chart = insights.bar_chart(
-            dist.chart_bars, title=f"{dist.label}: histogram", chart_id=dist.name, width=440
-        )
     context = {
         "form": form,
         "start": start,
         "end": end,
-        "monthly": monthly,
-        "monthly_total": sum(n for _month, n in monthly),
-        "monthly_chart": insights.bar_chart(
-            bars, title="Incidents per month", chart_id="monthly", every=every
-        ),
-        "distributions": distributions,
-        "follow_through": found["follow_through"],
-        "recurring_tags": found["recurring_tags"],
+        **found,
         "min_sample": insights.MIN_SAMPLE,
     }
     return TemplateResponse(request, "postmortems/insights.html", context)
