@@ -1,9 +1,12 @@
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import transaction
 from django.db.models import F
 from django.template.response import TemplateResponse
 
+from accounts.models import User
 from postmortems import workflow
+from postmortems.editing import STEP_SLUGS
 from postmortems.forms import ReopenForm
 from postmortems.models import (
     ActionItem,
@@ -18,16 +21,43 @@ from postmortems.models import (
 from postmortems.search import update_search_vector
 
 
+def record_staff_edit(incident_id: int, *, by, detail: str) -> None:
+    """A content edit by staff is still a content edit: under the incident's row lock, the revision goes up
+    (earlier approvals become stale), every authoring step counts as changed (an author's form opened
+    before it now shows a conflict instead of overwriting it), and the edit is logged as a staff action."""
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident_id)
+        revision = incident.revision + 1
+        Incident.objects.filter(pk=incident_id).update(
+            revision=F("revision") + 1,
+            step_revisions=dict.fromkeys(STEP_SLUGS, revision),
+        )
+        Activity.objects.create(
+            incident=incident,
+            actor=by,
+            verb=ActivityVerb.EDITED,
+            detail=f"in the admin: {detail}",
+            revision=revision,
+            is_staff_action=True,
+        )
+
+
 class ChildRowAdmin(admin.ModelAdmin):
-    """A part of an incident edited on its own: its incident's search vector follows the change."""
+    """A part of an incident edited on its own: the incident's search vector and revision follow."""
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         update_search_vector(obj.incident_id)
+        if form.changed_data or not change:
+            name = obj._meta.verbose_name
+            record_staff_edit(obj.incident_id, by=request.user, detail=f"{name} “{str(obj)[:60]}”")
 
     def delete_model(self, request, obj):
         super().delete_model(request, obj)
         update_search_vector(obj.incident_id)
+        record_staff_edit(
+            obj.incident_id, by=request.user, detail=f"deleted {obj._meta.verbose_name} “{str(obj)[:60]}”"
+        )
 
 
 class TimelineEventInline(admin.TabularInline):
@@ -176,33 +206,38 @@ class IncidentAdmin(admin.ModelAdmin):
     )
 
     def save_related(self, request, form, formsets, change):
+        committee_before = set(form.initial.get("committee") or []) if change else set()
         super().save_related(request, form, formsets, change)
         # Tags and inlines are saved by now; the stored search vector covers them all.
         update_search_vector(form.instance.pk)
         incident = form.instance
-        changed = [bool(form.changed_data)] + [fs.has_changed() for fs in formsets]
-        if not change or not any(changed):
+        if not change or not (form.changed_data or any(fs.has_changed() for fs in formsets)):
             return
-        # A content edit by staff is still a content edit: earlier approvals become stale.
-        Incident.objects.filter(pk=incident.pk).update(revision=F("revision") + 1)
-        incident.refresh_from_db(fields=["revision"])
+        committee_before = {getattr(member, "pk", member) for member in committee_before}
+        removed = committee_before - set(incident.committee.values_list("pk", flat=True))
+        if removed:
+            workflow.drop_sign_offs(incident, reviewers=User.objects.filter(pk__in=removed))
         fields = ", ".join(form.changed_data) or "timeline, factors, lessons or action items"
-        Activity.objects.create(
-            incident=incident,
-            actor=request.user,
-            verb=ActivityVerb.EDITED,
-            detail=f"in the admin: {fields}",
-            revision=incident.revision,
-            is_staff_action=True,
-        )
+        record_staff_edit(incident.pk, by=request.user, detail=fields)
 
 
 @admin.register(SignOff)
 class SignOffAdmin(admin.ModelAdmin):
+    """Read-only: a sign-off is a reviewer's own act (workflow.py), never made or changed by staff."""
+
     list_display = ("incident", "reviewer", "decision", "revision", "is_current", "created_at")
     list_filter = ("decision", "is_current")
     list_select_related = ("incident", "reviewer")
     raw_id_fields = ("incident",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Activity)

@@ -103,9 +103,17 @@ class InsightsFilterForm(forms.Form):
                     data[name] = data[short]
         super().__init__(data, **kwargs)
 
+    # Figures are drawn month by month: a period must stay within years people have incidents in.
+    EARLIEST = dt.date(1970, 1, 1)
+
     def clean(self):
         cleaned = super().clean()
         today = timezone.localdate()
+        latest = today.replace(year=today.year + 1, day=1)
+        for name in ("date_from", "date_to"):
+            value = cleaned.get(name)
+            if value is not None and not self.EARLIEST <= value <= latest:
+                self.add_error(name, f"Choose a date between {self.EARLIEST:%Y-%m-%d} and {latest:%Y-%m-%d}.")
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
         if start and end and start > end:
             self.add_error("date_to", "The end of the period must be after its start.")

@@ -24,6 +24,8 @@ FORMATS = {
     "PNG": ("png", {"optimize": True}),
     "JPEG": ("jpg", {"quality": 90}),
     "WEBP": ("webp", {"quality": 90}),
+    # Many phone cameras write JPEGs with extra pictures (Pillow says MPO); the first one is kept.
+    "MPO": ("jpg", {"quality": 90}),
 }
 REFUSED = "Upload a PNG, JPEG or WebP image."
 
@@ -40,7 +42,7 @@ def store_image(upload, *, folder: str = "uploads") -> str:
     data = upload.read(MAX_BYTES + 1)
     image = _decode(data)
     extension, options = FORMATS[image.format]
-    encoded = _encode(image, image.format, options)
+    encoded = _encode(image, "JPEG" if image.format == "MPO" else image.format, options)
     name = f"{folder}/{timezone.now():%Y/%m}/{uuid.uuid4().hex}.{extension}"
     return default_storage.save(name, ContentFile(encoded))
 

@@ -4,9 +4,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, ValidationError
 from django.core.files.storage import default_storage
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.response import TemplateResponse
@@ -17,7 +18,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django.views.generic import DetailView, ListView, TemplateView, View
 from django.views.static import serve as static_serve
-from taggit.models import Tag
+from taggit.models import Tag, TaggedItem
 
 from accounts.models import time_zone_choices
 from postmortems import changes, editing, export, followthrough, insights, search, uploads, workflow
@@ -112,7 +113,13 @@ class TagIncidentListView(IncidentListView):
     """/tags/<slug>/: the list, narrowed to one tag (further narrowing continues on /postmortems/)."""
 
     def search_data(self):
-        self.tag = get_object_or_404(Tag, slug=self.kwargs["slug"])
+        # A tag carried only by incidents this user may not see is as unknown to them as a missing one.
+        seen = TaggedItem.objects.filter(
+            tag=OuterRef("pk"),
+            content_type=ContentType.objects.get_for_model(Incident),
+            object_id__in=Incident.objects.visible_to(self.request.user).published().values("pk"),
+        )
+        self.tag = get_object_or_404(Tag.objects.filter(Exists(seen)), slug=self.kwargs["slug"])
         data = self.request.GET.copy()
         if self.tag.slug not in data.getlist("tag"):
             data.appendlist("tag", self.tag.slug)
@@ -383,6 +390,7 @@ def reviews(request):
         Incident.objects.visible_to(user)
         .filter(status=Status.IN_REVIEW, committee=user)
         .exclude(owner=user)
+        .exclude(co_authors=user)
         .select_related("owner")
         .prefetch_related(Prefetch("sign_offs", queryset=mine, to_attr="my_sign_offs"))
         .order_by("updated_at")
@@ -415,7 +423,8 @@ def _editable_incident(request, pk: int) -> Incident:
 
 
 def _count(value: str | None) -> int:
-    return int(value) if value and value.isdigit() else 0
+    # isascii(): "²".isdigit() is True, but int("²") fails.
+    return int(value) if value and value.isascii() and value.isdigit() else 0
 
 
 class IncidentCreateView(View):
@@ -497,7 +506,7 @@ class StepEditView(View):
             return redirect("postmortems:edit", self.incident.pk, editing.next_step(self.step))
         if action == "add":
             return redirect(f"{url}?add={_count(self.request.GET.get('add')) + 1}")
-        if action.startswith("why-") and action[4:].isdigit():
+        if action.startswith("why-") and action[4:].isascii() and action[4:].isdigit():
             return redirect(f"{url}?why={action[4:]}#new-row")
         messages.success(self.request, "Saved.")
         return redirect(url)
@@ -643,6 +652,13 @@ def tag_suggestions(request):
         .distinct()[:10]
     )
     return JsonResponse({"tags": list(names)})
+
+
+@require_POST
+def preview_markdown(request):
+    """The editor's live preview, through the one sanitising renderer (markdownx's own view 500s on a
+    request without content)."""
+    return HttpResponse(render_markdown(request.POST.get("content", "")))
 
 
 @login_required

@@ -89,3 +89,39 @@ def test_admin_edit_bumps_revision_and_is_logged_as_staff_action(staff_client):
     activity = incident.activities.get(verb=ActivityVerb.EDITED)
     assert activity.is_staff_action
     assert "title" in activity.detail
+
+
+def test_admin_edit_of_one_timeline_event_bumps_revision_and_stales_open_forms(staff_client):
+    incident = full_incident()
+    event = incident.timeline_events.first()
+    url = reverse("admin:postmortems_timelineevent_change", args=[event.pk])
+    local = timezone.localtime(event.occurred_at)
+    response = staff_client.post(
+        url,
+        {
+            "incident": incident.pk,
+            "occurred_at_0": f"{local:%Y-%m-%d}",
+            "occurred_at_1": f"{local:%H:%M:%S}",
+            "kind": event.kind,
+            "description": "Corrected by staff",
+            "link": "",
+        },
+    )
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert incident.revision == 2
+    assert incident.step_revisions["timeline"] == 2  # an author's form of revision 1 now conflicts
+    activity = incident.activities.get(verb=ActivityVerb.EDITED)
+    assert activity.is_staff_action
+    assert "timeline event" in activity.detail
+
+
+def test_sign_offs_are_read_only_in_the_admin(staff_client):
+    sign_off = SignOffFactory()
+    assert staff_client.get(reverse("admin:postmortems_signoff_add")).status_code == 403
+    response = staff_client.post(
+        reverse("admin:postmortems_signoff_change", args=[sign_off.pk]), {"decision": "request_changes"}
+    )
+    assert response.status_code == 403
+    sign_off.refresh_from_db()
+    assert sign_off.decision == "approve"

@@ -237,3 +237,10 @@ def test_insights_cache_is_not_shared_with_someone_who_sees_more(db, client_for)
     assert client_for(outsider).get(URL, PERIOD).context["monthly_total"] == 1
     assert client_for(insider).get(URL, PERIOD).context["monthly_total"] == 2
     assert client_for(outsider).get(URL, PERIOD).context["monthly_total"] == 1
+
+
+@pytest.mark.parametrize("query", [{"to": "0001-01-01"}, {"to": "9999-12-31"}, {"from": "0001-01-01"}])
+def test_insights_out_of_range_dates_are_refused_next_to_the_field(db, client_for, query):
+    response = client_for(UserFactory()).get(URL, query)
+    assert response.status_code == 200
+    assert "Choose a date between 1970-01-01" in response.content.decode()

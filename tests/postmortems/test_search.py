@@ -516,3 +516,15 @@ def test_filter_selects_keep_the_choice_and_explain_a_bad_one(client_for):
     assert '<option value="" selected>Any team</option>' not in page
     assert 'aria-describedby="id_team_error"' in page
     assert 'id="id_team_error">No team by that name.</div>' in page
+
+
+def test_tag_page_of_a_tag_only_on_hidden_incidents_is_not_found(client_for):
+    from postmortems.models import Status, Visibility
+
+    IncidentFactory(tags=["topsecret"], visibility=Visibility.RESTRICTED)
+    IncidentFactory(tags=["draftonly"], status=Status.DRAFT)
+    IncidentFactory(tags=["public"])
+    client = client_for(UserFactory())
+    assert client.get("/tags/topsecret/").status_code == 404
+    assert client.get("/tags/draftonly/").status_code == 404
+    assert client.get("/tags/public/").status_code == 200

@@ -124,3 +124,14 @@ def test_uploaded_files_are_readable_only_when_signed_in(client, client_for, use
 
 def test_media_path_traversal_is_404(client_for, user):
     assert client_for(user).get("/media/../config/settings.py").status_code == 404
+
+
+def test_phone_jpeg_with_extra_pictures_is_stored_as_a_plain_jpeg(client_for, user):
+    out = io.BytesIO()
+    first, second = Image.new("RGB", (40, 30), "red"), Image.new("RGB", (40, 30), "blue")
+    first.save(out, format="MPO", save_all=True, append_images=[second])
+    response = upload(client_for(user), "IMG_0042.jpg", out.getvalue(), "image/jpeg")
+    code = json.loads(response.content)["image_code"]
+    assert code.endswith(".jpg)")
+    stored = default_storage.open(code[len("![](/media/") : -1]).read()
+    assert Image.open(io.BytesIO(stored)).format == "JPEG"

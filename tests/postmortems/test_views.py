@@ -185,3 +185,9 @@ def test_markdownx_preview_uses_the_sanitising_renderer(client_for):
     assert "<strong>ok</strong>" in html
     assert "<script" not in html
     assert "onerror" not in html
+
+
+def test_markdown_preview_without_content_is_empty_not_an_error(client_for):
+    response = client_for(UserFactory()).post("/markdownx/markdownify/", {})
+    assert response.status_code == 200
+    assert response.content == b""

@@ -391,3 +391,15 @@ def test_other_users_never_see_drafts_in_reviews(client, cast):
     postmortem(cast, status=Status.IN_REVIEW, title="Secret one")
     client.force_login(outsider)
     assert "Secret one" not in client.get("/reviews/").content.decode()
+
+
+def test_reviews_page_leaves_out_what_i_co_wrote(client_for):
+    from postmortems.models import Status
+    from tests.factories import IncidentFactory, UserFactory
+
+    me = UserFactory()
+    IncidentFactory(title="Mine to co-write", status=Status.IN_REVIEW, committee=[me], co_authors=[me])
+    IncidentFactory(title="Mine to review", status=Status.IN_REVIEW, committee=[me])
+    content = client_for(me).get("/reviews/").content.decode()
+    assert "Mine to review" in content
+    assert "Mine to co-write" not in content
