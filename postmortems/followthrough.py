@@ -2,7 +2,9 @@
 
 A published postmortem is frozen, its action items are not: their owner and the postmortem's owner and
 co-authors change status and backlog link at any time. Each change is logged as Activity on the incident
-and never bumps the incident's revision, so it does not make review approvals stale.
+and never bumps a published incident's revision: the follow-through is not the frozen postmortem. Before
+publishing, an item change is a content change of the "actions" step like an author's save (a new revision,
+stale approvals, a conflict for a stale actions form).
 """
 
 from __future__ import annotations
@@ -51,7 +53,11 @@ def update_action_item(
     if status == ActionItemStatus.WONT_DO and not wont_do_reason:
         raise FollowThroughError("Say why it won’t be done: a reason is required.")
     with transaction.atomic():
-        locked = ActionItem.objects.select_for_update(of=("self",)).select_related("incident").get(pk=item.pk)
+        # The incident row first, as editing.save_step and the review workflow lock it: an item update then
+        # serialises with step saves, review and publishing, and sees the incident's status for certain.
+        incident = Incident.objects.select_for_update().get(pk=item.incident_id)
+        locked = ActionItem.objects.select_for_update().get(pk=item.pk)
+        locked.incident = incident
         if not locked.can_update(by):
             raise NotAllowed(
                 "Only the action item’s owner and the postmortem’s owner and co-authors can update it."
@@ -78,7 +84,11 @@ def update_action_item(
             locked.save(
                 update_fields=["status", "completed_at", "wont_do_reason", "backlog_link", "updated_at"]
             )
-            incident = locked.incident
+            if incident.status != Status.PUBLISHED:
+                # Before publishing the item is part of the postmortem being written: the change is a new
+                # revision of its "actions" step, so a stale actions form conflicts instead of overwriting
+                # it, and approvals given in review go stale.
+                _bump_step_revision(incident, "actions")
             Activity.objects.create(
                 incident=incident,
                 actor=by,
@@ -88,7 +98,18 @@ def update_action_item(
             )
     for name in ("status", "completed_at", "wont_do_reason", "backlog_link", "updated_at"):
         setattr(item, name, getattr(locked, name))
+    if ActionItem.incident.is_cached(item):
+        item.incident.revision = incident.revision
+        item.incident.step_revisions = incident.step_revisions
     return changes
+
+
+def _bump_step_revision(locked: Incident, step: str) -> None:
+    """Record a content change of `step` at the next revision, as editing.save_step does (`locked` is the
+    incident row locked in this transaction; its `revision` is updated to the new one)."""
+    locked.revision += 1
+    locked.step_revisions = {**locked.step_revisions, step: locked.revision}
+    locked.save(update_fields=["revision", "step_revisions", "updated_at"])
 
 
 # --- reading -----------------------------------------------------------------------------------------------

@@ -12,12 +12,21 @@ from postmortems.models import (
     ActionItemStatus,
     Activity,
     ActivityVerb,
+    Decision,
     Priority,
     Status,
     Visibility,
     default_due_date,
 )
-from tests.factories import ActionItemFactory, IncidentFactory, TeamFactory, UserFactory, full_incident
+from tests.factories import (
+    ActionItemFactory,
+    IncidentFactory,
+    SignOffFactory,
+    TeamFactory,
+    UserFactory,
+    full_incident,
+)
+from tests.postmortems.test_forms import formset_data
 
 URL = "/action-items/"
 
@@ -245,6 +254,69 @@ def test_unchanged_update_logs_nothing(client_for, me):
     assert not Activity.objects.filter(verb=ActivityVerb.ACTION_ITEM_UPDATED).exists()
 
 
+def test_item_update_before_publishing_makes_a_stale_actions_form_conflict(client_for, me):
+    author = UserFactory()
+    incident = IncidentFactory(
+        owner=author, committee=[me], status=Status.DRAFT, step_revisions={"actions": 1}
+    )
+    item = ActionItemFactory(incident=incident, owner=me, title="Alert on pool size", backlog_link="")
+    actions_url = reverse("postmortems:edit", args=[incident.pk, "actions"])
+    assert client_for(author).get(actions_url).status_code == 200  # the author opens the step at revision 1
+
+    post_update(client_for(me), item, backlog_link="https://tracker.example.com/OPS-7")
+
+    incident.refresh_from_db()
+    assert (incident.revision, incident.step_revisions["actions"]) == (2, 2)
+    assert Activity.objects.get(verb=ActivityVerb.ACTION_ITEM_UPDATED).revision == 2
+    # The author saves the form rendered at revision 1, which still has the empty backlog link.
+    row = {
+        "id": str(item.pk),
+        "title": "Alert on pool size, per region",
+        "owner": str(me.pk),
+        "priority": item.priority,
+        "due_date": item.due_date.isoformat(),
+        "backlog_link": "",
+    }
+    data = formset_data("actions", [row], initial=1) | {"expected_revision": "1"}
+    response = client_for(author).post(actions_url, data)
+
+    assert response.status_code == 409
+    assert "Someone else saved this step" in response.content.decode()
+    item.refresh_from_db()
+    assert (item.title, item.backlog_link) == ("Alert on pool size", "https://tracker.example.com/OPS-7")
+    incident.refresh_from_db()
+    assert incident.revision == 2
+
+
+def test_item_update_in_review_makes_approvals_stale(me):
+    reviewer = UserFactory()
+    incident = IncidentFactory(owner=me, committee=[reviewer], status=Status.IN_REVIEW, revision=3)
+    approval = SignOffFactory(incident=incident, reviewer=reviewer, decision=Decision.APPROVE, revision=3)
+    item = ActionItemFactory(incident=incident)
+
+    followthrough.update_action_item(item, by=me, status=ActionItemStatus.IN_PROGRESS, backlog_link="")
+
+    incident.refresh_from_db()
+    assert (incident.revision, incident.step_revisions["actions"]) == (4, 4)
+    assert incident.status == Status.IN_REVIEW
+    assert item.incident.revision == 4
+    approval.refresh_from_db()
+    assert approval.is_stale()
+
+
+def test_item_update_on_a_published_postmortem_leaves_its_revision(me):
+    incident = IncidentFactory(owner=me, revision=5, step_revisions={"actions": 4})
+    item = ActionItemFactory(incident=incident)
+
+    followthrough.update_action_item(
+        item, by=me, status=ActionItemStatus.DONE, backlog_link="https://tracker.example.com/OPS-8"
+    )
+
+    incident.refresh_from_db()
+    assert (incident.revision, incident.step_revisions, incident.status) == (5, {"actions": 4}, "published")
+    assert Activity.objects.get(verb=ActivityVerb.ACTION_ITEM_UPDATED).revision == 5
+
+
 @pytest.mark.parametrize("role", ["item_owner", "incident_owner", "co_author"])
 def test_who_may_update(db, client_for, role):
     item_owner, incident_owner, co_author = UserFactory(), UserFactory(), UserFactory()
@@ -336,6 +408,22 @@ def test_draft_shows_open_items_of_older_postmortems_sharing_a_tag(client_for, m
     assert "Lower the DNS TTL" in content
     assert "Finished already" not in content
     assert "Unrelated item" not in content
+
+
+def test_related_open_items_box_leaves_out_incidents_i_may_not_see(client_for, me):
+    secret = IncidentFactory(tags=["dns"], title="Secret DNS breach", visibility=Visibility.RESTRICTED)
+    ActionItemFactory(incident=secret, title="Rotate secret keys")
+    other_draft = IncidentFactory(tags=["dns"], status=Status.DRAFT)
+    ActionItemFactory(incident=other_draft, title="Draft item")
+    ActionItemFactory(incident=IncidentFactory(tags=["dns"]), title="Lower the DNS TTL")
+    draft = IncidentFactory(owner=me, status=Status.DRAFT, tags=["dns"])
+
+    content = client_for(me).get(draft.get_absolute_url()).content.decode()
+
+    assert "Lower the DNS TTL" in content
+    assert "Rotate secret keys" not in content
+    assert "Secret DNS breach" not in content
+    assert "Draft item" not in content
 
 
 def test_published_postmortem_has_no_related_open_items_box(client_for, me):

@@ -19,7 +19,7 @@ from postmortems.models import (
     Status,
     Visibility,
 )
-from tests.factories import ActionItemFactory, IncidentFactory, SignOffFactory, UserFactory
+from tests.factories import ActionItemFactory, IncidentFactory, SignOffFactory, TeamFactory, UserFactory
 
 # The real-worker fixtures of the review workflow's test: a `celery -A config worker` process on Redis.
 from tests.postmortems.test_celery_worker import broker_queue, worker  # noqa: F401
@@ -111,6 +111,56 @@ def test_one_email_per_person_when_they_own_items_and_a_long_overdue_postmortem(
     assert "Theirs" in email.body
 
 
+def test_owner_hears_only_of_items_on_postmortems_they_may_see(db, clock, django_assert_max_num_queries):
+    today = timezone.localdate()
+    owner, teammate_only = UserFactory(), UserFactory()
+    team = TeamFactory(members=[owner])
+    soon = today + days(2)
+    ActionItemFactory(owner=owner, title="Public item", due_date=soon)
+    secret = IncidentFactory(title="Secret breach", visibility=Visibility.RESTRICTED)
+    ActionItemFactory(incident=secret, owner=owner, title="Hidden restricted item", due_date=soon)
+    ActionItemFactory(incident=secret, owner=teammate_only, title="Only hidden", due_date=soon)
+    other_draft = IncidentFactory(title="Someone else's draft", status=Status.DRAFT)
+    ActionItemFactory(incident=other_draft, owner=owner, title="Hidden draft item", due_date=today - days(3))
+    mine_through_team = IncidentFactory(title="Team outage", visibility=Visibility.RESTRICTED, teams=[team])
+    ActionItemFactory(incident=mine_through_team, owner=owner, title="Team item", due_date=soon)
+
+    with django_assert_max_num_queries(12):
+        digests = reminders.action_item_digests(today)
+    assert teammate_only not in digests
+    assert [item.title for item in digests[owner].mine] == ["Public item", "Team item"]
+
+    assert reminders.send_daily_reminders() == 1
+    [email] = emails_to(owner)
+    assert "2 action items due soon or overdue" in email.subject
+    assert "Public item" in email.body
+    assert "Team outage" in email.body
+    for hidden in ("Secret breach", "Hidden restricted item", "Someone else's draft", "Hidden draft item"):
+        assert hidden not in email.body
+    assert emails_to(teammate_only) == []
+
+
+def test_long_overdue_items_of_a_restricted_draft_reach_only_its_people(db, clock):
+    today = timezone.localdate()
+    pm_owner, reviewer, item_owner = UserFactory(), UserFactory(), UserFactory()
+    incident = IncidentFactory(
+        owner=pm_owner,
+        committee=[reviewer],
+        title="Quiet draft",
+        status=Status.DRAFT,
+        visibility=Visibility.RESTRICTED,
+    )
+    ActionItemFactory(incident=incident, owner=item_owner, title="Long overdue", due_date=today - days(20))
+
+    reminders.send_daily_reminders()
+
+    assert emails_to(item_owner) == []  # owning the item does not make the draft theirs to see
+    for person in (pm_owner, reviewer):  # involved, so they may see it
+        [email] = emails_to(person)
+        assert "Long overdue" in email.body
+        assert "Quiet draft" in email.body
+
+
 def test_nobody_is_reminded_of_nothing(db, clock):
     ActionItemFactory(due_date=timezone.localdate() + days(20))
     ActionItemFactory(due_date=None)
@@ -174,6 +224,18 @@ def test_a_new_revision_restarts_the_wait(db, clock):
     assert emails_to(reviewer) == []
 
 
+def test_reviewers_of_a_restricted_postmortem_are_reminded_they_may_see_it(db, clock):
+    owner, reviewer = UserFactory(), UserFactory()
+    incident = in_review(owner, [reviewer], requested_days_ago=5, clock=clock)
+    incident.visibility = Visibility.RESTRICTED
+    incident.save(update_fields=["visibility"])
+
+    assert reminders.waiting_reviews(clock()) == {reviewer: [incident]}
+    reminders.send_daily_reminders()
+    [email] = emails_to(reviewer)
+    assert incident.title in email.body
+
+
 # --- related open action items -----------------------------------------------------------------------------
 
 
@@ -185,7 +247,8 @@ def test_owners_of_related_open_items_are_told_once(db, clock):
         incident=older, owner=item_owner, title="Finished", status=ActionItemStatus.DONE, completed_at=clock()
     )
     clock.advance(minutes=1)
-    draft = IncidentFactory(status=Status.DRAFT, tags=["dns"], title="DNS again")
+    draft_owner = UserFactory(display_name="Dora Drafter")
+    draft = IncidentFactory(status=Status.DRAFT, tags=["dns"], title="DNS again", owner=draft_owner)
 
     assert tasks.send_related_open_items(draft.pk) == 1
     assert tasks.send_related_open_items(draft.pk) == 0
@@ -193,9 +256,34 @@ def test_owners_of_related_open_items_are_told_once(db, clock):
 
     [email] = emails_to(item_owner)
     assert "Lower the TTL" in email.body
+    assert "Older DNS outage" in email.body
     assert "Finished" not in email.body
-    assert "DNS again" in email.body
     assert "shared tags: dns" in email.body, email.body
+    assert "shares the tag dns with earlier incidents" in email.body
+    # The draft is visible only to its people (DESIGN.md section 6): neither its title nor its owner.
+    assert "DNS again" not in email.body + email.subject
+    assert "Dora Drafter" not in email.body + email.subject
+    assert draft.get_absolute_url() not in email.body
+
+
+def test_related_open_items_of_incidents_the_owner_may_not_see_are_left_out(db, clock):
+    item_owner, hidden_only = UserFactory(), UserFactory()
+    ActionItemFactory(incident=IncidentFactory(tags=["dns"], title="Public DNS outage"), owner=item_owner)
+    secret = IncidentFactory(tags=["dns"], title="Secret DNS breach", visibility=Visibility.RESTRICTED)
+    ActionItemFactory(incident=secret, owner=item_owner, title="Rotate secret keys")
+    ActionItemFactory(incident=secret, owner=hidden_only, title="Audit access")
+    other_draft = IncidentFactory(tags=["dns"], title="Unpublished DNS draft", status=Status.DRAFT)
+    ActionItemFactory(incident=other_draft, owner=item_owner, title="Draft item")
+    clock.advance(minutes=1)
+    new = IncidentFactory(status=Status.DRAFT, tags=["dns"])
+
+    assert tasks.send_related_open_items(new.pk) == 1
+
+    [email] = emails_to(item_owner)
+    assert "Public DNS outage" in email.body
+    for hidden in ("Secret DNS breach", "Rotate secret keys", "Unpublished DNS draft", "Draft item"):
+        assert hidden not in email.body
+    assert emails_to(hidden_only) == []
 
 
 def test_restricted_postmortems_do_not_announce_themselves(db, clock):
