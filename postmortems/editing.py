@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from postmortems import search, tasks, workflow
+from postmortems.forms import may_change_owner
 from postmortems.models import (
     ActionItem,
     Activity,
@@ -111,6 +112,8 @@ def save_step(
         locked = Incident.objects.select_for_update().get(pk=incident.pk)
         if locked.status == Status.PUBLISHED:
             raise EditRefused("A published postmortem is read-only; reopen it to edit.")
+        for form in forms:
+            _keep_owner_unless_allowed(form, locked, by)
         changed = any(form.has_changed() for form in forms)
         if changed and locked.step_revisions.get(step, 0) > expected_revision:
             raise EditConflict(locked)
@@ -136,8 +139,21 @@ def save_step(
     return revision
 
 
+def _keep_owner_unless_allowed(form, locked: Incident, by) -> None:
+    """Only the owner (or staff) changes `owner`: from anyone else a posted owner is ignored."""
+    if isinstance(form, BaseFormSet) or "owner" not in form.fields or may_change_owner(locked, by):
+        return
+    form.cleaned_data["owner"] = locked.owner
+    if "owner" in form.changed_data:
+        form.changed_data.remove("owner")  # so an owner-only "change" neither saves nor bumps the revision
+
+
 def _save_incident_form(form: ModelForm, locked: Incident) -> None:
-    """Write only the form's own fields onto the locked row, so a concurrent status change survives."""
+    """Write only the form's own fields onto the locked row, so a concurrent status change survives.
+
+    When the owner hands the postmortem over, the previous owner stays on it as a co-author.
+    """
+    owner_before = locked.owner_id
     construct_instance(form, locked, form._meta.fields, form._meta.exclude)
     names = [
         field.name
@@ -150,6 +166,8 @@ def _save_incident_form(form: ModelForm, locked: Incident) -> None:
         set(locked.committee.values_list("pk", flat=True)) if "committee" in form.fields else set()
     )
     form._save_m2m()
+    if owner_before is not None and locked.owner_id != owner_before:
+        locked.co_authors.add(owner_before)
     if "committee" in form.fields:
         removed = committee_before - set(locked.committee.values_list("pk", flat=True))
         if removed:

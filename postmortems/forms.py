@@ -13,6 +13,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.forms.fields import BaseTemporalField
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -27,28 +28,60 @@ URL_MESSAGE = "Enter a full link, like https://grafana.example.com/d/abc."
 
 
 class WallClockField(forms.DateTimeField):
-    """A date and time as typed into a datetime-local input, left naive: the form knows its zone."""
+    """A date and time as typed into a datetime-local input, left naive: the form knows its zone.
+
+    A time typed with an explicit offset ("2026-03-04T10:00+05:00") already names its instant and stays aware.
+    """
 
     widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format=WALL_CLOCK_FORMAT)
+    default_error_messages = {
+        "invalid": "Enter a date and time like 2026-03-04 14:05 (year 1 to 9999).",
+        "overflow": "This time is outside the calendar this app can store (years 1 to 9999).",
+    }
     zone: zoneinfo.ZoneInfo | None = None  # the zone stored values are shown in
 
     def prepare_value(self, value):
         if isinstance(value, dt.datetime) and timezone.is_aware(value):
-            return timezone.make_naive(value, self.zone or dt.UTC)
+            try:
+                return timezone.make_naive(value, self.zone or dt.UTC)
+            except OverflowError:  # e.g. 0001-01-01 00:00 UTC shown in a zone behind UTC
+                return timezone.make_naive(value, dt.UTC)
         return value
+
+    def has_changed(self, initial, data):
+        """Compare like with like: a stored (aware) time against the wall clock it is shown as."""
+        if self.disabled:
+            return False
+        try:
+            value = self.to_python(data)
+        except ValidationError:
+            return True
+        if isinstance(initial, dt.datetime) and timezone.is_aware(initial):
+            if value is not None and timezone.is_aware(value):
+                return value != initial
+            initial = self.prepare_value(initial)
+        return initial != value
 
     def to_python(self, value):
         if value in self.empty_values:
             return None
         if isinstance(value, dt.datetime):
-            return value.replace(tzinfo=None)
+            parsed = value
+        else:
+            try:
+                parsed = parse_datetime(str(value).strip())
+            except ValueError:
+                parsed = None
+            if parsed is None:
+                # The format list of DATETIME_INPUT_FORMATS; raises "invalid" for anything else.
+                parsed = BaseTemporalField.to_python(self, value)
+        if timezone.is_naive(parsed):
+            return parsed
         try:
-            parsed = parse_datetime(value.strip())
-        except ValueError:
-            parsed = None
-        if parsed is None:
-            parsed = forms.BaseTemporalField.to_python(self, value)
-        return parsed.replace(tzinfo=None)
+            parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError(self.error_messages["overflow"], code="overflow") from None
+        return parsed
 
 
 class TimeZoneField(forms.CharField):
@@ -69,7 +102,14 @@ def attach_zone(wall_clock: dt.datetime, zone_name: str) -> dt.datetime:
     """The aware time a wall-clock reading in `zone_name` means; refuses times DST skips or repeats."""
     zone = zoneinfo.ZoneInfo(zone_name)
     aware = wall_clock.replace(tzinfo=zone)
-    if aware.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != wall_clock:
+    try:
+        round_trip = aware.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
+    except OverflowError:
+        raise ValidationError(
+            f"{wall_clock:%Y-%m-%d %H:%M} in {zone_name} falls outside the calendar this app can store "
+            "(years 1 to 9999 in UTC). Check the year."
+        ) from None
+    if round_trip != wall_clock:
         raise ValidationError(
             f"{wall_clock:%Y-%m-%d %H:%M} does not exist in {zone_name}: the clocks skipped it. "
             "Check the time, or write it in UTC."
@@ -92,6 +132,11 @@ def _checkbox_list() -> forms.CheckboxSelectMultiple:
 
 def _people():
     return get_user_model().objects.filter(is_active=True).order_by("display_name", "username")
+
+
+def may_change_owner(incident: Incident, user) -> bool:
+    """Only the owner (or staff) hands a postmortem over; anyone may pick the owner of a new one."""
+    return incident.pk is None or incident.owner_id == user.pk or user.is_staff
 
 
 class IncidentBasicsForm(forms.ModelForm):
@@ -136,10 +181,14 @@ class IncidentBasicsForm(forms.ModelForm):
 
     TIME_FIELDS = ("started_at", "detected_at", "mitigated_at", "resolved_at")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, editor=None, **kwargs):
         super().__init__(*args, **kwargs)
         people = _people()
         self.fields["owner"].queryset = people
+        if editor is not None and not may_change_owner(self.instance, editor):
+            # Posted values are ignored; postmortems/editing.py keeps the owner whatever the form says.
+            self.fields["owner"].disabled = True
+            self.fields["owner"].help_text = "Only the owner hands a postmortem over to someone else."
         self.fields["committee"].queryset = people
         self.fields["co_authors"].queryset = people
         self.fields["teams"].queryset = Team.objects.order_by("name")
@@ -238,8 +287,8 @@ class TimelineEventForm(IncidentRowForm):
     def clean(self):
         cleaned = super().clean()
         wall_clock, zone_name = cleaned.get("occurred_at"), cleaned.get("zone")
-        if wall_clock is None or "zone" in self.errors:
-            return cleaned
+        if wall_clock is None or timezone.is_aware(wall_clock) or "zone" in self.errors:
+            return cleaned  # a time typed with an offset already names its instant
         if not zone_name:
             self.add_error("zone", "Choose the time zone this time was written in, e.g. UTC or Europe/Berlin")
             return cleaned
@@ -406,8 +455,15 @@ INCIDENT_FORMS = {
 }
 
 
-def step_forms(step: str, incident: Incident, *, data=None, extra: int = 0, why: int | None = None) -> list:
-    """The forms a step edits, bound to `data` if given; `extra` adds blank rows, `why` pre-fills a parent."""
+def step_forms(
+    step: str, incident: Incident, *, data=None, extra: int = 0, why: int | None = None, editor=None
+) -> list:
+    """The forms a step edits, bound to `data` if given; `extra` adds blank rows, `why` pre-fills a parent.
+
+    `editor`, the user editing, locks the basics' owner field unless they may change it.
+    """
+    if step == "basics":
+        return [IncidentBasicsForm(data, instance=incident, editor=editor)]
     if step in INCIDENT_FORMS:
         return [INCIDENT_FORMS[step](data, instance=incident)]
     if step not in ROW_FORMS:

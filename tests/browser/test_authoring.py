@@ -212,3 +212,41 @@ def test_two_authors_edit_the_same_step_and_the_second_sees_both_versions(
     expect(second.locator("#id_summary")).to_have_value("Alice's account, merged with Bob's")
     incident.refresh_from_db()
     assert incident.summary == "Alice's account, merged with Bob's"
+
+
+def test_unsaved_text_stays_with_its_author_on_a_shared_browser(
+    transactional_db, live_server, new_page, sign_in
+):
+    alice = UserFactory(username="alice", password=PASSWORD)
+    bob = UserFactory(username="bob", password=PASSWORD)
+    incident = IncidentFactory(owner=alice, status=Status.DRAFT, summary="Saved by the server.")
+    incident.co_authors.add(bob)
+    url = f"{live_server.url}/postmortems/{incident.pk}/edit/impact/"
+    alice_key = f"hindsight:{alice.pk}:{incident.pk}:impact:summary"
+
+    page = new_page()
+    sign_in(page, "alice", PASSWORD)
+    page.goto(url)
+    page.context.set_offline(True)
+    page.locator("#id_summary").press_sequentially(" Alice's unsaved words.", delay=5)
+    expect(page.locator("[data-autosave-status]")).to_contain_text("offline", ignore_case=True)
+    kept = page.evaluate("key => localStorage.getItem(key)", alice_key)
+    assert "Alice's unsaved words." in kept
+    context = page.context
+    page.close()  # before it comes back online, so the words are only in this browser
+    context.set_offline(False)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/postmortems/")
+    with page.expect_navigation():
+        page.locator("form[data-sign-out]").evaluate("form => form.requestSubmit()")
+    assert page.evaluate("key => localStorage.getItem(key)", alice_key) is None
+    # As if Alice had only closed the tab without signing out: Bob must not get her words either.
+    page.evaluate("([key, value]) => localStorage.setItem(key, value)", [alice_key, kept])
+
+    sign_in(page, "bob", PASSWORD)
+    page.goto(url)
+    expect(page.locator("#id_summary")).to_have_value("Saved by the server.")
+    page.wait_for_timeout(1500)
+    incident.refresh_from_db()
+    assert incident.summary == "Saved by the server."
+    assert not incident.activities.exists()

@@ -573,3 +573,117 @@ def test_removing_a_committee_member_drops_their_sign_off(client_for, owner):
     assert not incident.sign_offs.filter(reviewer=leaving, is_current=True).exists()
     assert incident.sign_offs.filter(reviewer=leaving).exists()  # history is kept
     assert incident.sign_offs.get(is_current=True) == kept
+
+
+# --- review fixes: who changes the owner, odd digits in counts, per-person autosave keys ------------------
+
+
+def basics_post(incident, owner, **changes):
+    return basics_data(owner, expected_revision=str(incident.revision), **changes)
+
+
+def test_co_author_cannot_take_over_the_postmortem(client_for, incident, owner):
+    co_author = UserFactory()
+    incident.co_authors.add(co_author)
+    client = client_for(co_author)
+    page = client.get(edit_url(incident, "basics")).content.decode()
+    assert 'data-testid="owner-readonly"' in page
+    assert '<select name="owner"' not in page
+    response = client.post(
+        edit_url(incident, "basics"),
+        basics_post(incident, co_author, title="Retitled", co_authors=[str(co_author.pk)]),
+    )
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert incident.owner == owner
+    assert incident.title == "Retitled"
+    assert set(incident.co_authors.all()) == {co_author}
+    assert incident.can_edit(owner)
+
+
+def test_co_author_posting_only_a_new_owner_changes_nothing(client_for, incident, owner):
+    co_author = UserFactory()
+    incident.co_authors.add(co_author)
+    keep = {"co_authors": [str(co_author.pk)]}
+    client_for(owner).post(edit_url(incident, "basics"), basics_post(incident, owner, **keep))
+    incident.refresh_from_db()
+    revision = incident.revision
+    client_for(co_author).post(edit_url(incident, "basics"), basics_post(incident, co_author, **keep))
+    incident.refresh_from_db()
+    assert (incident.owner, incident.revision) == (owner, revision)
+
+
+def test_owner_hands_over_and_stays_a_co_author(client_for, incident, owner):
+    successor = UserFactory()
+    client = client_for(owner)
+    page = client.get(edit_url(incident, "basics")).content.decode()
+    assert 'data-testid="owner-readonly"' not in page
+    client.post(edit_url(incident, "basics"), basics_post(incident, successor))
+    incident.refresh_from_db()
+    assert incident.owner == successor
+    assert owner in incident.co_authors.all()
+    assert incident.can_edit(owner)
+    assert 'data-testid="owner-readonly"' in client.get(edit_url(incident, "basics")).content.decode()
+
+
+def test_staff_co_author_may_change_the_owner(client_for, incident, owner):
+    staff, successor = UserFactory(is_staff=True), UserFactory()
+    incident.co_authors.add(staff)
+    client_for(staff).post(
+        edit_url(incident, "basics"), basics_post(incident, successor, co_authors=[str(staff.pk)])
+    )
+    incident.refresh_from_db()
+    assert incident.owner == successor
+    assert set(incident.co_authors.all()) == {staff, owner}
+
+
+@pytest.mark.parametrize("query", ["?add=²", "?why=²", "?add=١٢", "?add=abc"])
+def test_non_ascii_digits_in_row_counts_are_ignored(client_for, incident, owner, query):
+    response = client_for(owner).get(edit_url(incident, "factors") + query)
+    assert response.status_code == 200
+    formset = response.context["forms"][0]
+    assert len(formset.extra_forms) == 1
+    assert formset.extra_forms[0]["parent"].value() is None
+
+
+def test_why_button_with_non_ascii_digits_just_saves(client_for, incident, owner):
+    data = formset_data("factors", []) | {"expected_revision": "1", "_save": "why-²"}
+    response = client_for(owner).post(edit_url(incident, "factors"), data)
+    assert response["Location"] == edit_url(incident, "factors")
+
+
+def test_add_after_non_ascii_count_offers_one_row(client_for, incident, owner):
+    data = formset_data("timeline", []) | {"expected_revision": "1", "_save": "add"}
+    response = client_for(owner).post(edit_url(incident, "timeline") + "?add=²", data)
+    assert response["Location"] == edit_url(incident, "timeline") + "?add=1"
+
+
+@pytest.mark.parametrize("typed", ["garbage", "99999-01-01T00:00", "0001-01-01T00:00", "9999-12-31T23:59"])
+def test_bad_basics_time_is_an_error_next_to_the_field_not_a_500(client_for, incident, owner, typed):
+    data = basics_post(incident, owner, time_zone="Asia/Tokyo", started_at=typed)
+    if typed.startswith("9999"):
+        data["time_zone"] = "America/New_York"
+    response = client_for(owner).post(edit_url(incident, "basics"), data)
+    assert response.status_code == 200
+    assert response.context["forms"][0].errors["started_at"]
+    assert f'value="{typed}"' in response.content.decode()
+
+
+def test_bad_timeline_time_is_an_error_next_to_the_field_not_a_500(client_for, incident, owner):
+    data = formset_data(
+        "timeline", [{"occurred_at": "garbage", "zone": "UTC", "kind": "trigger", "description": "x"}]
+    ) | {"expected_revision": "1"}
+    response = client_for(owner).post(edit_url(incident, "timeline"), data)
+    assert response.status_code == 200
+    assert "Enter a date and time like 2026-03-04 14:05" in response.content.decode()
+    assert not TimelineEvent.objects.exists()
+
+
+def test_autosave_key_names_the_person(client_for, incident, owner):
+    co_author = UserFactory()
+    incident.co_authors.add(co_author)
+    page = client_for(co_author).get(edit_url(incident, "impact")).content.decode()
+    assert f'data-storage-key="hindsight:{co_author.pk}:{incident.pk}:impact"' in page
+    page = client_for(owner).get("/postmortems/new/").content.decode()
+    assert f'data-storage-key="hindsight:{owner.pk}:new:basics"' in page
+    assert f'data-sign-out="{owner.pk}"' in page

@@ -2,6 +2,7 @@ import datetime as dt
 import zoneinfo
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from postmortems.forms import IncidentBasicsForm, IncidentImpactForm, attach_zone, step_forms
@@ -268,3 +269,119 @@ def test_basics_form_lists_only_active_people():
     UserFactory(username="gone", is_active=False)
     form = IncidentBasicsForm()
     assert "gone" not in [user.username for user in form.fields["owner"].queryset]
+
+
+# --- review fixes: malformed, out-of-range and offset times; who may change the owner ---------------------
+
+
+@pytest.mark.parametrize("typed", ["garbage", "99999-01-01T00:00", "2026-13-01T00:00", "2026-02-30T10:00"])
+def test_basics_unparseable_time_is_an_error_next_to_the_field(user, typed):
+    form = IncidentBasicsForm(basics_data(user, detected_at=typed))
+    assert not form.is_valid()
+    assert form.errors["detected_at"] == ["Enter a date and time like 2026-03-04 14:05 (year 1 to 9999)."]
+
+
+@pytest.mark.parametrize("typed", ["garbage", "99999-01-01T00:00"])
+def test_timeline_unparseable_time_is_an_error_next_to_the_field(typed):
+    data = formset_data(
+        "timeline", [{"occurred_at": typed, "zone": "UTC", "kind": "trigger", "description": "x"}]
+    )
+    (formset,) = step_forms("timeline", draft(), data=data)
+    assert not formset.is_valid()
+    assert formset.forms[0].errors["occurred_at"] == [
+        "Enter a date and time like 2026-03-04 14:05 (year 1 to 9999)."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("typed", "zone_name"), [("0001-01-01T00:00", "Asia/Tokyo"), ("9999-12-31T23:00", "America/New_York")]
+)
+def test_times_at_the_ends_of_the_calendar_are_refused_next_to_the_field(user, typed, zone_name):
+    form = IncidentBasicsForm(basics_data(user, time_zone=zone_name, started_at=typed))
+    assert not form.is_valid()
+    assert "falls outside the calendar" in form.errors["started_at"][0]
+    data = formset_data(
+        "timeline", [{"occurred_at": typed, "zone": zone_name, "kind": "trigger", "description": "x"}]
+    )
+    (formset,) = step_forms("timeline", draft(), data=data)
+    assert not formset.is_valid()
+    assert "falls outside the calendar" in formset.forms[0].errors["occurred_at"][0]
+    with pytest.raises(ValidationError):
+        attach_zone(dt.datetime.fromisoformat(typed), zone_name)
+
+
+def test_offset_time_beyond_the_calendar_is_refused(user):
+    form = IncidentBasicsForm(basics_data(user, started_at="9999-12-31T23:00-05:00"))
+    assert not form.is_valid()
+    assert "outside the calendar" in form.errors["started_at"][0]
+
+
+def test_basics_time_typed_with_an_offset_keeps_its_instant(user):
+    form = IncidentBasicsForm(basics_data(user, time_zone="UTC", started_at="2026-03-04T10:00+05:00"))
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["started_at"] == dt.datetime(2026, 3, 4, 5, 0, tzinfo=dt.UTC)
+    assert form.cleaned_data["detected_at"] == dt.datetime(2026, 3, 4, 9, 12, tzinfo=dt.UTC)
+
+
+def test_timeline_time_typed_with_an_offset_keeps_its_instant():
+    incident = IncidentFactory(status=Status.DRAFT, time_zone="UTC")
+    data = formset_data(
+        "timeline",
+        [{"occurred_at": "2026-03-04T10:00+05:00", "zone": "UTC", "kind": "trigger", "description": "x"}],
+    )
+    (formset,) = step_forms("timeline", incident, data=data)
+    assert formset.is_valid(), formset.errors
+    formset.save()
+    event = incident.timeline_events.get()
+    assert event.occurred_at == dt.datetime(2026, 3, 4, 5, 0, tzinfo=dt.UTC)
+
+
+def test_stored_time_outside_the_zone_calendar_still_renders():
+    incident = IncidentFactory(
+        status=Status.DRAFT, time_zone="America/New_York", started_at=dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+    )
+    form = IncidentBasicsForm(instance=incident)
+    assert 'value="0001-01-01T00:00"' in str(form["started_at"])
+
+
+def test_co_author_cannot_change_the_owner_in_the_form():
+    owner, co_author = UserFactory(), UserFactory()
+    incident = draft(owner=owner)
+    incident.co_authors.add(co_author)
+    form = IncidentBasicsForm(basics_data(co_author), instance=incident, editor=co_author)
+    assert form.fields["owner"].disabled
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["owner"] == owner
+    assert "owner" not in form.changed_data
+
+
+@pytest.mark.parametrize("who", ["owner", "staff"])
+def test_owner_and_staff_may_change_the_owner_in_the_form(who):
+    owner, other = UserFactory(), UserFactory()
+    editor = owner if who == "owner" else UserFactory(is_staff=True)
+    form = IncidentBasicsForm(basics_data(other), instance=draft(owner=owner), editor=editor)
+    assert not form.fields["owner"].disabled
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["owner"] == other
+
+
+def test_anyone_picks_the_owner_of_a_new_postmortem(user):
+    other = UserFactory()
+    form = IncidentBasicsForm(basics_data(other), editor=user)
+    assert not form.fields["owner"].disabled
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["owner"] == other
+
+
+def test_basics_with_unchanged_times_is_not_a_change(user):
+    form = IncidentBasicsForm(basics_data(user))
+    assert form.is_valid(), form.errors
+    incident = form.save()
+    again = IncidentBasicsForm(basics_data(user), instance=incident, editor=user)
+    assert again.changed_data == []
+    moved = IncidentBasicsForm(basics_data(user, started_at="2026-03-04T09:01"), instance=incident)
+    assert moved.changed_data == ["started_at"]
+    same_instant = IncidentBasicsForm(
+        basics_data(user, started_at="2026-03-04T08:00+00:00"), instance=incident
+    )
+    assert same_instant.changed_data == []
