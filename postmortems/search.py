@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
@@ -48,6 +49,8 @@ SEARCH_CONFIG = "english"
 RANK_CANDIDATES = 300
 # Lists count their rows exactly up to this many; past it they say "more than 1,000".
 COUNT_CAP = 1000
+# How long the owner and team choices of the search form are cached.
+OPTIONS_CACHE_SECONDS = 60
 # ts_headline marks matches with these; `highlight` escapes the text, then turns them into <mark>.
 MARK_START, MARK_STOP = "\x02", "\x03"
 
@@ -371,10 +374,18 @@ class SearchForm(forms.Form):
         field = self.fields[name]
         current = self[name].value()
         current = "" if current is None else str(current)
+        choices = cache.get(f"search:options:{name}")
+        if choices is None:
+            # A plain fetch (the field's own iterator opens a server-side cursor), cached briefly: every
+            # list page shows these, and users and teams change rarely. Validating a given value still
+            # reads the database.
+            choices = [
+                (str(getattr(obj, field.to_field_name)), field.label_from_instance(obj))
+                for obj in field.queryset
+            ]
+            cache.set(f"search:options:{name}", choices, OPTIONS_CACHE_SECONDS)
         options = [("", field.empty_label, current == "")]
-        for obj in field.queryset:  # a plain fetch; the field's own iterator opens a server-side cursor
-            value = str(getattr(obj, field.to_field_name))
-            options.append((value, field.label_from_instance(obj), value == current))
+        options.extend((value, label, value == current) for value, label in choices)
         return options
 
     def severity_options(self) -> list[tuple[str, bool]]:
