@@ -1,7 +1,6 @@
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import transaction
-from django.db.models import F
 from django.template.response import TemplateResponse
 
 from accounts.models import User
@@ -27,11 +26,7 @@ def record_staff_edit(incident_id: int, *, by, detail: str) -> None:
     before it now shows a conflict instead of overwriting it), and the edit is logged as a staff action."""
     with transaction.atomic():
         incident = Incident.objects.select_for_update().get(pk=incident_id)
-        revision = incident.revision + 1
-        Incident.objects.filter(pk=incident_id).update(
-            revision=F("revision") + 1,
-            step_revisions=dict.fromkeys(STEP_SLUGS, revision),
-        )
+        revision = incident.bump_revision(steps=STEP_SLUGS)
         Activity.objects.create(
             incident=incident,
             actor=by,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.forms import BaseForm, BaseFormSet, ModelForm
 from django.forms.models import construct_instance
 from django.utils import timezone
@@ -126,11 +126,7 @@ def save_step(
                 form.save()
             else:
                 _save_incident_form(form, locked)
-        revision = locked.revision + 1
-        locked.step_revisions = {**locked.step_revisions, step: revision}
-        locked.save(update_fields=["last_step", "step_revisions", "updated_at"])
-        # F() so that the bump is relative to the locked row, whatever this process loaded earlier.
-        Incident.objects.filter(pk=locked.pk).update(revision=F("revision") + 1)
+        revision = locked.bump_revision(steps=[step], also=("last_step",))
         _log_edit(locked, step=step, by=by, revision=revision, autosave=autosave)
         _update_search_vector(locked.pk)
         if step == "basics":

@@ -88,7 +88,7 @@ def update_action_item(
                 # Before publishing the item is part of the postmortem being written: the change is a new
                 # revision of its "actions" step, so a stale actions form conflicts instead of overwriting
                 # it, and approvals given in review go stale.
-                _bump_step_revision(incident, "actions")
+                incident.bump_revision(steps=["actions"])
             Activity.objects.create(
                 incident=incident,
                 actor=by,
@@ -102,14 +102,6 @@ def update_action_item(
         item.incident.revision = incident.revision
         item.incident.step_revisions = incident.step_revisions
     return changes
-
-
-def _bump_step_revision(locked: Incident, step: str) -> None:
-    """Record a content change of `step` at the next revision, as editing.save_step does (`locked` is the
-    incident row locked in this transaction; its `revision` is updated to the new one)."""
-    locked.revision += 1
-    locked.step_revisions = {**locked.step_revisions, step: locked.revision}
-    locked.save(update_fields=["revision", "step_revisions", "updated_at"])
 
 
 # --- reading -----------------------------------------------------------------------------------------------

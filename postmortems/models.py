@@ -333,6 +333,15 @@ class Incident(models.Model):
             or any(u.pk == user.pk for u in self.committee.all())
         )
 
+    def bump_revision(self, *, steps, also: tuple[str, ...] = ()) -> int:
+        """Record a content change on this row, locked in the caller's transaction: the revision goes up (so
+        earlier approvals go stale) and each of `steps` counts as changed at it (so an author's form of that
+        step opened before now conflicts). Saves, with the fields in `also`; returns the new revision."""
+        self.revision += 1
+        self.step_revisions = {**self.step_revisions, **dict.fromkeys(steps, self.revision)}
+        self.save(update_fields=["revision", "step_revisions", "updated_at", *also])
+        return self.revision
+
     def can_edit(self, user) -> bool:
         """Owner and co-authors edit drafts and postmortems in review; published ones are frozen."""
         if self.status == Status.PUBLISHED or not user.is_authenticated:
