@@ -110,8 +110,13 @@ STORAGES = {
 }
 
 # Cache: per process by default; CACHE_URL (e.g. redis://127.0.0.1:6379/1) shares it between processes.
-# It only holds figures that are checked against the data on every read (postmortems/insights.py).
+# It holds pages of results and figures that are checked against the data on every read
+# (postmortems/caching.py) and, when shared, sessions.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+if "CACHE_URL" in env:
+    # Read from the cache, written through to the database: a query less on every request. Never with the
+    # per-process cache, where one worker would keep a session another one has ended.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # Email: console by default, SMTP (or any backend django-environ knows) from EMAIL_URL.
 if "EMAIL_URL" in env:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from taggit.models import TaggedItem
 
-from postmortems.models import ActionItem, ActionItemStatus, Incident, IncidentQuerySet, Priority, Visibility
+from postmortems import caching
+from postmortems.models import ActionItem, ActionItemStatus, Incident, IncidentQuerySet, Priority
 
 # Below this many values a median or share says more about chance than about the organisation.
 MIN_SAMPLE = 10
@@ -176,36 +176,9 @@ class FollowThrough:
         return self.n < MIN_SAMPLE
 
 
-# Figures are cached until the data they come from changes (see `figures`); this bounds what a change the
-# fingerprint cannot see (a deleted incident) can leave behind.
+# Figures are cached until the data they come from changes (postmortems/caching.py); this bounds what a
+# change made outside the ORM can leave behind.
 CACHE_SECONDS = 10 * 60
-
-
-def data_fingerprint() -> tuple:
-    """Changes whenever an incident or an action item is saved (every write path saves `updated_at`) or
-    created; one query of four index lookups."""
-    incidents, items = Incident._meta.db_table, ActionItem._meta.db_table
-    with connections[Incident.objects.db].cursor() as cursor:
-        cursor.execute(
-            f"SELECT (SELECT MAX(updated_at) FROM {incidents}), (SELECT MAX(id) FROM {incidents}), "
-            f"(SELECT MAX(updated_at) FROM {items}), (SELECT MAX(id) FROM {items})"
-        )
-        return tuple(cursor.fetchone())
-
-
-def audience(user) -> str:
-    """Who sees which published incidents: everyone sees the normal ones, so the restricted ones a user may
-    see (usually none) tell users apart; staff see them all."""
-    if user.is_staff:
-        return "staff"
-    restricted = (
-        Incident.objects.visible_to(user)
-        .published()
-        .filter(visibility=Visibility.RESTRICTED)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    return ",".join(map(str, restricted))
 
 
 def figures(user, *, date_from: dt.date, date_to: dt.date, tag: str, team, severity: str, today: dt.date):
@@ -213,8 +186,7 @@ def figures(user, *, date_from: dt.date, date_to: dt.date, tag: str, team, sever
     decide): the figures cost up to half a second at 100,000 incidents, and the same ones are asked for
     again and again between two changes."""
     filters = (date_from, date_to, tag, getattr(team, "pk", None), severity, today)
-    raw = repr((filters, audience(user), data_fingerprint()))
-    key = "insights:" + hashlib.sha256(raw.encode()).hexdigest()
+    key = caching.key_for("insights", user, filters)
 
     def compute() -> dict:
         incidents = incidents_for(

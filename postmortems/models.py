@@ -236,7 +236,7 @@ class Incident(models.Model):
     class Meta:
         ordering = ["-incident_date", "-id"]
         indexes = [
-            # data_fingerprint (insights.py) reads the latest update from here, not from the rows.
+            # caching.data_fingerprint reads the latest update from here, not from the rows.
             models.Index(fields=["updated_at"], name="incident_updated_idx"),
             models.Index(fields=["status", "-incident_date", "-id"], name="incident_status_date_idx"),
             GinIndex(fields=["search_vector"], name="incident_search_vector_idx"),

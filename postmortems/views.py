@@ -5,15 +5,18 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, ValidationError
 from django.core.files.storage import default_storage
 from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django.views.generic import DetailView, ListView, TemplateView, View
@@ -21,7 +24,7 @@ from django.views.static import serve as static_serve
 from taggit.models import Tag, TaggedItem
 
 from accounts.models import time_zone_choices
-from postmortems import changes, editing, export, followthrough, insights, search, uploads, workflow
+from postmortems import caching, changes, editing, export, followthrough, insights, search, uploads, workflow
 from postmortems.checks import run_checks
 from postmortems.followthrough import Scope
 from postmortems.followthrough_forms import (
@@ -52,6 +55,10 @@ from postmortems.models import (
 # What a list row shows (the summary for the SQLite snippet): the long sections would make each row
 # several kilobytes, and every loaded timestamp costs parsing. A field read but not listed here costs a
 # query per row; the list's query-count tests catch that.
+# How long a cached page of results may live: a change the data fingerprint and the signals cannot see
+# (one made outside the ORM) shows within this.
+RESULTS_CACHE_SECONDS = 5 * 60
+
 LIST_FIELDS = ("title", "incident_date", "company", "severity", "status", "summary", "owner")
 
 
@@ -67,11 +74,12 @@ class IncidentListView(ListView):
         return self.request.GET
 
     def get_queryset(self):
+        # Built once and narrowed several ways: building the visibility subqueries costs more than cloning.
+        self.visible = Incident.objects.visible_to(self.request.user)
         self.form = search.SearchForm(self.search_data())
         self.form.is_valid()
-        # Built once and narrowed three ways: building the visibility subqueries costs more than cloning.
-        self.visible = Incident.objects.visible_to(self.request.user)
-        return self.form.filter(self.visible.published())
+        # Narrowed by the search only when the results are not cached (`page_context`).
+        return self.visible.published()
 
     def get_paginator(self, queryset, per_page, **kwargs):
         return super().get_paginator(queryset, per_page, load_rows=self.load_rows, **kwargs)
@@ -87,9 +95,13 @@ class IncidentListView(ListView):
         return rows
 
     def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
+        # Not the ListView's: its pagination (the search, the count, the rows) runs only when the results
+        # are not cached (`results`).
+        context = TemplateView.get_context_data(self, **kwargs)
         user = self.request.user
-        context["my_drafts"] = self.visible.drafts_of(user).order_by("-updated_at")[:10]
+        context["my_drafts"] = (
+            self.visible.drafts_of(user).only("title", "status", "updated_at").order_by("-updated_at")[:10]
+        )
         slugs = self.form.cleaned_data.get("tag") or []
         tag_names = dict(Tag.objects.filter(slug__in=slugs).values_list("slug", "name")) if slugs else {}
         context["form"] = self.form
@@ -98,17 +110,44 @@ class IncidentListView(ListView):
         context["severity_options"] = self.form.severity_options()
         context["chips"] = self.form.chips(tag_names)
         context["active_tags"] = slugs
-        query = self.form.cleaned_data.get("q", "")
-        context["query"] = query
-        for incident in context["incidents"]:
+        context["query"] = self.form.cleaned_data.get("q", "")
+        context["results"] = self.results(context["query"])
+        return context
+
+    def results(self, query: str) -> str:
+        """The count, the page of rows and the page links, as HTML: the same search by someone who sees
+        the same incidents gets it from the cache until the data changes (postmortems/caching.py); a
+        hard reload (Cache-Control: no-cache) computes it afresh."""
+        request = self.request
+        key = caching.key_for(
+            "list", request.user, (request.path, sorted(request.GET.lists())), visible=self.visible
+        )
+        fresh = "no-cache" in request.headers.get("Cache-Control", "")
+        html = None if fresh else cache.get(key)
+        if html is None:
+            html = render_to_string("postmortems/_results.html", self.page_context(query), request=request)
+            cache.set(key, html, RESULTS_CACHE_SECONDS)
+        return mark_safe(html)  # rendered by the template engine, which escaped it
+
+    def page_context(self, query: str) -> dict:
+        queryset = self.form.filter(self.object_list)
+        paginator, page, object_list, is_paginated = self.paginate_queryset(queryset, self.paginate_by)
+        for incident in object_list:
             if query:
                 marked = getattr(incident, "headline", None)
                 if marked is None:
                     marked = search.fallback_headline(incident.summary, query)
                 incident.snippet = search.highlight(marked)
-        context["ranked"] = bool(query) and search.uses_full_text()
-        context["rank_candidates"] = search.RANK_CANDIDATES
-        return context
+        return {
+            "paginator": paginator,
+            "page_obj": page,
+            "is_paginated": is_paginated,
+            "incidents": object_list,
+            "form": self.form,
+            "query": query,
+            "ranked": bool(query) and search.uses_full_text(),
+            "rank_candidates": search.RANK_CANDIDATES,
+        }
 
 
 class TagIncidentListView(IncidentListView):
@@ -119,7 +158,7 @@ class TagIncidentListView(IncidentListView):
         seen = TaggedItem.objects.filter(
             tag=OuterRef("pk"),
             content_type=ContentType.objects.get_for_model(Incident),
-            object_id__in=Incident.objects.visible_to(self.request.user).published().values("pk"),
+            object_id__in=self.visible.published().values("pk"),
         )
         self.tag = get_object_or_404(Tag.objects.filter(Exists(seen)), slug=self.kwargs["slug"])
         data = self.request.GET.copy()

@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.http import QueryDict
 from django.urls import reverse
+from taggit.models import Tag
 
 from postmortems import search
 from postmortems.importing import RecordError, parse_record
@@ -328,10 +329,69 @@ def test_list_query_count_does_not_grow_with_rows(
     client_for, many_incidents, django_assert_max_num_queries, url
 ):
     client = client_for(UserFactory())
-    with django_assert_max_num_queries(10):
+    # 2 of them ask whether a cached page of results still holds (data fingerprint, audience).
+    with django_assert_max_num_queries(12):
         response = client.get(url)
     assert len(response.context["incidents"]) == 20
     assert all(len(incident.tags.all()) == 4 for incident in response.context["incidents"])
+    # Asked again with nothing changed: the results come from the cache, the search does not run.
+    with django_assert_max_num_queries(8):
+        again = client.get(url)
+    assert "incidents" not in again.context
+    results = response.content.decode().split('data-testid="result-count"')[1]
+    assert again.content.decode().split('data-testid="result-count"')[1] == results
+
+
+# --- cached results --------------------------------------------------------------------------------
+
+
+def listed(client, url="/postmortems/", **headers) -> str:
+    return client.get(url, headers=headers).content.decode().split('data-testid="result-count"')[1]
+
+
+def test_cached_results_follow_every_change_of_the_data(client_for):
+    client = client_for(UserFactory())
+    first = IncidentFactory(title="Cache warmed by this one", tags=["dns"])
+    assert "Cache warmed by this one" in listed(client)
+
+    IncidentFactory(title="Published after the cache was filled")
+    assert "Published after the cache was filled" in listed(client)
+
+    first.title = "Retitled in place"
+    first.save()
+    assert "Retitled in place" in listed(client)
+    assert "Cache warmed by this one" not in listed(client)
+
+    tag = Tag.objects.get(slug="dns")
+    tag.name = "Domain names"
+    tag.save()  # a renamed tag does not touch any incident
+    assert "Domain names" in listed(client)
+
+    first.delete()  # neither does a deletion
+    assert "Retitled in place" not in listed(client)
+
+
+def test_cached_results_are_never_shared_with_someone_who_sees_less(client_for):
+    insider, outsider = UserFactory(), UserFactory()
+    team = TeamFactory(members=[insider])
+    IncidentFactory(title="Everyone sees this")
+    IncidentFactory(title="Team secret", visibility=Visibility.RESTRICTED, teams=[team])
+    assert "Team secret" in listed(client_for(insider))
+    seen_by_outsider = listed(client_for(outsider))
+    assert "Everyone sees this" in seen_by_outsider
+    assert "Team secret" not in seen_by_outsider
+
+    team.members.add(outsider)  # joining the team is a change of audience
+    assert "Team secret" in listed(client_for(outsider))
+
+
+def test_a_hard_reload_computes_the_results_afresh(client_for):
+    client = client_for(UserFactory())
+    IncidentFactory(title="Only one")
+    client.get("/postmortems/")
+    assert "incidents" not in client.get("/postmortems/").context
+    fresh = client.get("/postmortems/", headers={"Cache-Control": "no-cache"})
+    assert titles(fresh) == ["Only one"]
 
 
 def test_tag_index_query_count_does_not_grow(client_for, many_incidents, django_assert_max_num_queries):
