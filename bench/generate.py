@@ -5,9 +5,10 @@
 Built from the real public postmortems in PUBLIC_POSTMORTEMS_DIR, or from the project's own demo
 postmortems where that folder is absent: varied titles, dates over ten years, 1–5 tags from a vocabulary of
 ~300 (a few common, most rare), and per incident 10 timeline events, 3 contributing factors, 3 action items
-and 2 lessons. Rows go in with COPY; the search vectors are then computed by the same SQL the app uses.
-It replaces the incidents already in that database, so it refuses a database whose name lacks "bench"
-unless given --force.
+and 2 lessons. A twentieth more incidents are drafts or in review, one published incident in fifty is
+restricted to its team, and the benchmark reader is in one team. Rows go in with COPY; the search
+vectors are then computed by the same SQL the app uses. It replaces the incidents already in that
+database, so it refuses a database whose name lacks "bench" unless given --force.
 """
 
 from __future__ import annotations
@@ -197,6 +198,9 @@ def make_people() -> tuple[User, list[int], list[int]]:
     for name in ("Platform", "Payments", "Data", "Mobile", "Security"):
         team, _ = Team.objects.get_or_create(name=name, defaults={"slug": slugify(name)})
         teams.append(team.pk)
+    # The reader is in one team: it sees that team's restricted incidents, as people do, so the pages are
+    # measured for someone whose audience is not "everyone's".
+    Team.objects.get(pk=teams[0]).members.add(bench)
     return bench, owners, teams
 
 
@@ -228,7 +232,9 @@ def generate(count: int, *, seed: int = 6) -> None:
             tag_ids[name] = cursor.fetchone()[0]
         tag_list = list(tag_ids.values())
         raw = cursor.connection  # psycopg 3: COPY from Python rows
-        ids = range(first_id, first_id + count)
+        # Beyond the `count` published incidents, a twentieth more are drafts or in review, and one published
+        # incident in fifty is restricted to its team: what visibility has to hide in a real instance.
+        ids = range(first_id, first_id + count + count // 20)
         with raw.cursor() as pg:
             with Copier(pg, Incident, now, with_id=True) as copy:
                 for incident_id in ids:
@@ -237,6 +243,7 @@ def generate(count: int, *, seed: int = 6) -> None:
                     begun = dt.datetime.combine(day, dt.time(rng.randrange(24), rng.randrange(60)), dt.UTC)
                     body = sentences(source["body"] or source["summary"])
                     service, region = rng.choice(SERVICES), rng.choice(REGIONS)
+                    published = incident_id < first_id + count
                     copy.write(
                         id=incident_id,
                         title=f"{service.title()} {rng.choice(FAILURES)} in {region}: {source['title']}"[
@@ -255,9 +262,9 @@ def generate(count: int, *, seed: int = 6) -> None:
                         impacted_customers=rng.randrange(0, 50000),
                         response_analysis=". ".join(rng.sample(body, min(4, len(body)))),
                         post_incident_analysis=". ".join(rng.sample(body, min(4, len(body)))),
-                        status="published",
-                        visibility="normal",
-                        published_at=begun + dt.timedelta(days=7),
+                        status="published" if published else rng.choice(["draft", "draft", "in_review"]),
+                        visibility="restricted" if published and incident_id % 50 == 0 else "normal",
+                        published_at=begun + dt.timedelta(days=7) if published else None,
                     )
             print(f"  incidents: {time.monotonic() - started:.0f} s")
             with pg.copy("COPY taggit_taggeditem (object_id, content_type_id, tag_id) FROM STDIN") as copy:

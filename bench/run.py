@@ -116,7 +116,7 @@ with connection.cursor() as c:
     c.execute("SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM postmortems_incident') "
               "ORDER BY ndoc DESC")
     words = [(w, n) for w, n in c.fetchall() if w.isalpha() and len(w) > 4]
-incident = Incident.objects.published().order_by("-incident_date").first()
+incident = Incident.objects.published().filter(visibility="normal").order_by("-incident_date").first()
 total = Incident.objects.count()
 print(json.dumps({"tags": tags, "words": [w for w in words if w[1] <= 0.4 * total][:1]
                   + [w for w in words if 20 <= w[1] <= 200][:1] + words[:1],

@@ -1,6 +1,7 @@
 """The one function that turns an author's Markdown into HTML a browser may safely show."""
 
 import threading
+from functools import lru_cache
 
 import markdown as python_markdown
 import nh3
@@ -36,10 +37,30 @@ def _converter() -> python_markdown.Markdown:
     return converter.reset()
 
 
+# Rendered texts kept per process, least recently used dropped first: a page shows the same texts
+# request after request (a detail page renders a few dozen, ~0.1 ms each) and the output depends on
+# nothing but the text. At most CACHE_SIZE texts of at most CACHE_MAX_LENGTH characters: well under a
+# megabyte for typical texts, ~10 MB at the very worst. Longer texts (a whole export for printing) are
+# rendered every time.
+CACHE_SIZE = 1024
+CACHE_MAX_LENGTH = 2000
+
+
 def render_markdown(text: str | None) -> SafeString:
     """Render Markdown, then keep only harmless tags, attributes and URL schemes (no scripts, no on*)."""
     if not text:
         return mark_safe("")
+    if len(text) <= CACHE_MAX_LENGTH:
+        return _render_cached(text)
+    return _render(text)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _render_cached(text: str) -> SafeString:
+    return _render(text)
+
+
+def _render(text: str) -> SafeString:
     html = _converter().convert(text)
     clean = nh3.clean(
         html,

@@ -276,6 +276,18 @@ class Incident(models.Model):
         return reverse("postmortems:detail", args=[self.pk])
 
     @property
+    def is_public(self) -> bool:
+        """Published with normal visibility (PUBLIC): everyone signed in may see it."""
+        return self.status == Status.PUBLISHED and self.visibility == Visibility.NORMAL
+
+    def is_visible_to(self, user) -> bool:
+        """IncidentQuerySet.visible_to asked about this one incident; a query only when it is not public
+        (the visibility filter's three subqueries cost more to build than to run)."""
+        if not user.is_authenticated or not user.is_active:
+            return False
+        return self.is_public or Incident.objects.visible_to(user).filter(pk=self.pk).exists()
+
+    @property
     def tz(self) -> zoneinfo.ZoneInfo:
         try:
             return zoneinfo.ZoneInfo(self.time_zone)
@@ -480,13 +492,14 @@ class ActionItemQuerySet(models.QuerySet):
 
         Written as "not of an incident hidden from them": each item is checked against a small indexed
         set, where "of a visible incident" joined every item to its incident (200 ms at 300,000 items).
+        NOT IN, not NOT EXISTS: PostgreSQL hashes the hidden set once, where with NOT EXISTS it guessed
+        the set small and scanned it once per item (150-370 ms with 5,000 drafts).
         """
         if not user.is_authenticated or not user.is_active:
             return self.none()
         if user.is_staff:
             return self.all()
-        hidden = Incident.objects.hidden_from(user).filter(pk=OuterRef("incident_id"))
-        return self.filter(~Exists(hidden))
+        return self.exclude(incident_id__in=Incident.objects.hidden_from(user).values("pk"))
 
     def unfinished(self) -> ActionItemQuerySet:
         return self.filter(status__in=[ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS])
@@ -541,6 +554,16 @@ class ActionItem(models.Model):
                 fields=["owner", "due_date", "id"], condition=UNFINISHED, name="actionitem_owner_open_idx"
             ),
             models.Index(FINISHED_LAST, "due_date", "id", name="actionitem_finished_idx"),
+            # "Mine", its default scope, from this index alone: the page's ids in order and every column
+            # its counts and deadline table read (an owner's items lie on thousands of table pages).
+            models.Index(
+                "owner",
+                FINISHED_LAST,
+                "due_date",
+                "id",
+                include=["incident", "status", "priority", "completed_at"],
+                name="actionitem_owner_urgency_idx",
+            ),
             # /insights/' follow-through share, from the index alone (PostgreSQL).
             models.Index(
                 fields=["incident", "due_date"],

@@ -76,17 +76,12 @@ def visible_items(person: User, items: list[ActionItem]) -> set[int]:
     postmortems with normal visibility are visible to everyone signed in: only the others cost a query."""
     if not person.is_active:
         return set()
-    visible = {item.pk for item in items if _is_public(item.incident)}
+    visible = {item.pk for item in items if item.incident.is_public}
     if others := {item.pk for item in items} - visible:
         visible |= set(
             ActionItem.objects.visible_to(person).filter(pk__in=others).values_list("pk", flat=True)
         )
     return visible
-
-
-def _is_public(incident: Incident) -> bool:
-    # models.PUBLIC, the condition Incident.objects.hidden_from never hides.
-    return incident.status == Status.PUBLISHED and incident.visibility == Visibility.NORMAL
 
 
 def action_item_reminders(today: dt.date) -> int:

@@ -8,7 +8,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, ValidationError
 from django.core.files.storage import default_storage
-from django.db.models import Exists, OuterRef, Prefetch
+from django.db.models import Exists, OuterRef, Prefetch, Q, Value, prefetch_related_objects
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -23,7 +23,7 @@ from django.views.generic import DetailView, ListView, TemplateView, View
 from django.views.static import serve as static_serve
 from taggit.models import Tag, TaggedItem
 
-from accounts.models import time_zone_choices
+from accounts.models import User, time_zone_choices
 from postmortems import caching, changes, editing, export, followthrough, insights, search, uploads, workflow
 from postmortems.checks import run_checks
 from postmortems.followthrough import Scope
@@ -225,37 +225,92 @@ def factor_forest(factors):
     return grow(None)
 
 
+def _keep_prefetched(manager, rows: list) -> None:
+    """Leave a many-to-many manager as prefetch_related does: its `.all()` returns `rows`, no query."""
+    queryset = manager.get_queryset()
+    queryset._result_cache, queryset._prefetch_done = rows, True
+    cache = manager.instance.__dict__.setdefault("_prefetched_objects_cache", {})
+    cache[manager.prefetch_cache_name] = queryset
+
+
 class IncidentDetailView(DetailView):
     template_name = "postmortems/incident_detail.html"
     context_object_name = "incident"
 
     def get_object(self, queryset=None):
-        qs = (
-            Incident.objects.visible_to(self.request.user)
-            .select_related("owner")
-            .prefetch_related(
-                "committee",
-                "co_authors",
-                "teams",
-                "tags",
-                "timeline_events",
-                Prefetch(
-                    "factors",
-                    queryset=ContributingFactor.objects.prefetch_related("action_items"),
-                ),
-                Prefetch(
-                    "action_items",
-                    queryset=ActionItem.objects.select_related("owner").prefetch_related("factors"),
-                ),
-                Prefetch("lessons", queryset=Lesson.objects.prefetch_related("action_items")),
-                Prefetch(
-                    "sign_offs",
-                    queryset=SignOff.objects.filter(is_current=True).select_related("reviewer"),
-                    to_attr="current_sign_offs",
-                ),
-            )
+        user = self.request.user
+        shown = Incident.objects.select_related("owner").defer("search_vector", "search_rank_vector")
+        incident = get_object_or_404(shown, pk=self.kwargs["pk"])
+        if not incident.is_visible_to(user):
+            raise Http404("No incident found matching the query")
+        prefetch_related_objects(
+            [incident],
+            "timeline_events",
+            "factors",
+            Prefetch("action_items", queryset=ActionItem.objects.select_related("owner")),
+            "lessons",
+            Prefetch(
+                "sign_offs",
+                queryset=SignOff.objects.filter(is_current=True).select_related("reviewer"),
+                to_attr="current_sign_offs",
+            ),
         )
-        return get_object_or_404(qs, pk=self.kwargs["pk"])
+        search.prefetch_tags([incident])  # taggit's own prefetch costs twice as much
+        self.load_people(incident)
+        self.link_action_items(incident)
+        return incident
+
+    @staticmethod
+    def load_people(incident: Incident) -> None:
+        """`incident.committee` and `incident.co_authors`, as their prefetches leave them, in one query."""
+        users = User.objects.order_by()  # each part unordered, as a UNION needs; the whole by username
+        committee = users.filter(reviewing_incidents=incident).annotate(role=Value("committee"))
+        co_authors = users.filter(coauthored_incidents=incident).annotate(role=Value("co_authors"))
+        people = list(committee.union(co_authors, all=True).order_by("username"))
+        for role in ("committee", "co_authors"):
+            _keep_prefetched(getattr(incident, role), [person for person in people if person.role == role])
+
+    @staticmethod
+    def link_action_items(incident: Incident) -> None:
+        """`factor.action_items`, `item.factors` and `lesson.action_items` of the incident's loaded rows, as
+        their prefetches leave them, from one query of the two link tables. A link to another incident's
+        row (only the admin can make one) takes the prefetches instead."""
+        factors = list(incident.factors.all())
+        items = list(incident.action_items.all())
+        lessons = list(incident.lessons.all())
+        links = []
+        if factors or items:
+            addresses = ActionItem.factors.through.objects.filter(
+                Q(actionitem__in=items) | Q(contributingfactor__in=factors)
+            )
+            links.append(
+                addresses.annotate(kind=Value("factor")).values_list(
+                    "kind", "actionitem_id", "contributingfactor_id"
+                )
+            )
+        if lessons:
+            leads_to = Lesson.action_items.through.objects.filter(lesson__in=lessons)
+            links.append(
+                leads_to.annotate(kind=Value("lesson")).values_list("kind", "actionitem_id", "lesson_id")
+            )
+        rows = list(links[0].union(*links[1:], all=True)) if links else []
+        item_ids = {item.pk for item in items}
+        factor_ids = {factor.pk for factor in factors}
+        if any(item_id not in item_ids for _, item_id, _ in rows) or any(
+            other_id not in factor_ids for kind, _, other_id in rows if kind == "factor"
+        ):
+            prefetch_related_objects(factors, "action_items")
+            prefetch_related_objects(items, "factors")
+            prefetch_related_objects(lessons, "action_items")
+            return
+        linked = {(kind, item_id, other_id) for kind, item_id, other_id in rows}
+        # In the order the rows were loaded, which is each model's ordering, as a prefetch gives them.
+        for factor in factors:
+            _keep_prefetched(factor.action_items, [i for i in items if ("factor", i.pk, factor.pk) in linked])
+        for item in items:
+            _keep_prefetched(item.factors, [f for f in factors if ("factor", item.pk, f.pk) in linked])
+        for lesson in lessons:
+            _keep_prefetched(lesson.action_items, [i for i in items if ("lesson", i.pk, lesson.pk) in linked])
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -289,6 +344,8 @@ def add_review_context(context: dict, request, incident: Incident) -> None:
         show_checklist=involved,
         findings=findings,
         actions=actions,
+        # Without comments or the right to add one, no section has a comment block to render.
+        show_comments=bool(comments) or bool(actions.comment),
         comments_by_section=comments,
         Decision=Decision,
     )
@@ -753,13 +810,12 @@ def action_items(request):
         items = items.filter(priority=chosen["priority"])
     if chosen["overdue"]:
         items = items.overdue(today)
-    items = (
-        followthrough.urgency_order(items, today)
-        .select_related("incident__owner", "owner")
-        .prefetch_related("incident__co_authors")
-    )
     figures = followthrough.figures(scoped, today)
-    paginator = search.CappedPaginator(items, ACTION_ITEMS_PER_PAGE)
+    paginator = search.CappedPaginator(
+        followthrough.urgency_order(items, today, one_status=chosen["status"] not in ("unfinished", "any")),
+        ACTION_ITEMS_PER_PAGE,
+        load_rows=lambda ids: followthrough.page_rows(ids, user=user, today=today),
+    )
     page = paginator.get_page(request.GET.get("page"))
     context = {
         "form": form,
@@ -843,12 +899,17 @@ def insights_view(request):
         team=chosen["team"],
         severity=chosen["severity"],
         today=timezone.localdate(),
+        render=lambda found: render_to_string(
+            "postmortems/_insights_figures.html",
+            {**found, "min_sample": insights.MIN_SAMPLE},
+            request=request,
+        ),
     )
     context = {
         "form": form,
         "start": start,
         "end": end,
-        **found,
-        "min_sample": insights.MIN_SAMPLE,
+        "recurring_tags": found["recurring_tags"],
+        "html": mark_safe(found["html"]),  # rendered by the template engine, which escaped it
     }
     return TemplateResponse(request, "postmortems/insights.html", context)

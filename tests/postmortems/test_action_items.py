@@ -3,10 +3,12 @@
 import datetime as dt
 
 import pytest
+from django.template import Context, Template
 from django.urls import reverse
 from django.utils import timezone
 
 from postmortems import followthrough
+from postmortems.followthrough_forms import ActionItemUpdateForm
 from postmortems.models import (
     ActionItem,
     ActionItemStatus,
@@ -163,9 +165,92 @@ def test_action_items_queries_do_not_grow_with_rows(client_for, me, django_asser
         incident = IncidentFactory(co_authors=[owners[i % 3]], tags=["database"])
         ActionItemFactory(incident=incident, owner=me if i % 2 else owners[i % 3])
     client = client_for(me)
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(5):  # session, user, counts, the ids in order, the page's rows
         response = client.get(URL, {"scope": "all", "status": "any"})
     assert len(response.context["items"]) == 25  # a full page: an N+1 would show
+
+
+def test_action_items_team_scope_without_a_team_shows_mine(client_for, me):
+    ActionItemFactory(owner=me, title="My item")
+    ActionItemFactory(title="Stranger's item")
+
+    response = client_for(me).get(URL, {"scope": "team"})
+
+    assert [item.title for item in response.context["items"]] == ["My item"]
+
+
+@pytest.mark.parametrize("status", ["done", "open"])
+def test_action_items_of_one_status_come_by_due_date(client_for, me, status):
+    today = timezone.localdate()
+    done = {"status": status, "completed_at": timezone.now() if status == "done" else None}
+    undated = ActionItemFactory(owner=me, due_date=None, **done)
+    later = ActionItemFactory(owner=me, due_date=today + dt.timedelta(days=5), **done)
+    earlier = ActionItemFactory(owner=me, due_date=today - dt.timedelta(days=5), **done)
+    same_day = ActionItemFactory(owner=me, due_date=today + dt.timedelta(days=5), **done)
+
+    response = client_for(me).get(URL, {"status": status})
+
+    assert list(response.context["items"]) == [earlier, later, same_day, undated]
+
+
+@pytest.mark.parametrize(
+    ("role", "item_has_owner", "shown"),
+    [
+        ("item_owner", True, True),
+        ("incident_owner", True, True),
+        ("co_author", True, True),
+        ("reader", True, False),
+        ("incident_owner", False, True),
+        ("co_author", False, True),
+        ("reader", False, False),
+    ],
+)
+def test_action_items_shows_each_form_to_who_may_update(db, client_for, role, item_has_owner, shown):
+    item_owner, incident_owner, co_author, reader = (UserFactory() for _ in range(4))
+    incident = IncidentFactory(owner=incident_owner, co_authors=[co_author])
+    item = ActionItemFactory(incident=incident, owner=item_owner if item_has_owner else None)
+    user = {"item_owner": item_owner, "incident_owner": incident_owner, "co_author": co_author}.get(
+        role, reader
+    )
+
+    content = client_for(user).get(URL, {"scope": "all"}).content.decode()
+
+    assert (f'data-testid="action-item-form-{item.pk}"' in content) is shown
+    assert item.can_update(user) is shown  # the page answers as the model does
+
+
+def test_row_form_is_the_update_form_as_it_renders_itself(rf, me):
+    """Each row's form is drawn from the item, not from an ActionItemUpdateForm: it must come out the
+    same, or a posted row would not be what the update view reads."""
+    item = ActionItemFactory(
+        owner=me,
+        status=ActionItemStatus.WONT_DO,
+        wont_do_reason='Replaced by the "new" <pool>',
+        backlog_link="https://tracker.example.com/OPS-1?a=1&b=2",
+    )
+    request = rf.get(URL, {"scope": "all", "page": "2"})
+    request.user = me
+    real = ActionItemUpdateForm(
+        prefix=f"item-{item.pk}",
+        initial={
+            "status": item.status,
+            "wont_do_reason": item.wont_do_reason,
+            "backlog_link": item.backlog_link,
+            "next": f"{request.get_full_path()}#item-{item.pk}",
+        },
+    )
+    context = {"request": request, "item": item, "form": real, "csrf_token": "token"}
+
+    drawn = Template("{% load followthrough %}{% action_item_form item anchor='item' %}").render(
+        Context(context)
+    )
+    built = Template("{% load followthrough %}{% action_item_form item anchor='item' form=form %}").render(
+        Context(context)
+    )
+
+    assert drawn == built
+    assert f'name="item-{item.pk}-status"' in drawn
+    assert '<option value="wont_do" selected>' in drawn
 
 
 # --- updating an item --------------------------------------------------------------------------------------
@@ -387,6 +472,78 @@ def test_slo_table_counts_within_and_late_per_priority(me):
     assert (rows["P1"].within, rows["P1"].late, rows["P1"].slo_days) == (2, 1, 28)
     assert (rows["P2"].within, rows["P2"].late, rows["P2"].no_due_date) == (0, 1, 1)
     assert rows["P3"].measured == 0
+
+
+def test_figures_agree_with_counting_item_by_item(me):
+    today = timezone.localdate()
+    days = dt.timedelta(days=1)
+    for status in ActionItemStatus.values:
+        for due in (None, today - 3 * days, today, today + 3 * days, today + 7 * days, today + 8 * days):
+            for priority in ("P1", ""):
+                ActionItemFactory(
+                    owner=me,
+                    status=status,
+                    due_date=due,
+                    priority=priority,
+                    completed_at=timezone.now() if status == ActionItemStatus.DONE else None,
+                    wont_do_reason="Obsolete" if status == ActionItemStatus.WONT_DO else "",
+                )
+    items = list(ActionItem.objects.filter(owner=me))
+
+    found = followthrough.figures(ActionItem.objects.filter(owner=me), today)
+
+    def unfinished(item):
+        return not item.is_closed
+
+    def done_in_time(item):
+        return timezone.localtime(item.completed_at).date() <= item.due_date
+
+    assert found.counts == {
+        "total": len(items),
+        "overdue": sum(unfinished(i) and i.due_date is not None and i.due_date < today for i in items),
+        "due_soon": sum(
+            unfinished(i) and i.due_date is not None and today <= i.due_date <= today + 7 * days
+            for i in items
+        ),
+        **{status: sum(i.status == status for i in items) for status in ActionItemStatus.values},
+    }
+    for row in found.slo:
+        mine = [i for i in items if i.priority == row.priority and i.due_date is not None]
+        done = [i for i in mine if i.status == ActionItemStatus.DONE]
+        open_ = [i for i in mine if unfinished(i)]
+        assert row.within == sum(map(done_in_time, done)) + sum(i.due_date >= today for i in open_)
+        assert row.late == len(done) - sum(map(done_in_time, done)) + sum(i.due_date < today for i in open_)
+        assert row.no_due_date == sum(
+            i.priority == row.priority and i.due_date is None and i.status != ActionItemStatus.WONT_DO
+            for i in items
+        )
+
+
+@pytest.mark.parametrize(
+    ("cap", "expected"),
+    [
+        # The sample (the first EXACT_LIMIT + 1 items) shows the total past the cap; the rest is counted.
+        (3, {"total": "3+", "open": "3+", "in_progress": "3", "overdue": "3", "done": "1"}),
+        # Nothing is past the cap in the sample: every state is counted, up to the cap.
+        (20, {"total": "9", "open": "5", "in_progress": "3", "overdue": "3", "done": "1"}),
+    ],
+)
+def test_counts_past_the_exact_limit_stop_at_the_cap(monkeypatch, me, cap, expected):
+    monkeypatch.setattr(followthrough, "EXACT_LIMIT", 6)
+    monkeypatch.setattr(followthrough, "COUNT_CAP", cap)
+    today = timezone.localdate()
+    for _ in range(3):
+        ActionItemFactory(
+            owner=me, status=ActionItemStatus.IN_PROGRESS, due_date=today - dt.timedelta(days=1)
+        )
+    ActionItemFactory(owner=me, status=ActionItemStatus.DONE, completed_at=timezone.now())
+    for _ in range(5):
+        ActionItemFactory(owner=me)
+
+    found = followthrough.figures(ActionItem.objects.filter(owner=me), today)
+
+    assert found.slo is None  # too many for the table
+    assert {name: str(n) for name, n in found.counts.items()} == {"due_soon": "0", "wont_do": "0", **expected}
 
 
 # --- open action items from related incidents --------------------------------------------------------------

@@ -1,6 +1,6 @@
 import pytest
 
-from postmortems.markdown import render_markdown
+from postmortems.markdown import CACHE_MAX_LENGTH, render_markdown
 
 
 def test_renders_tables_and_emphasis():
@@ -63,3 +63,20 @@ def test_links_get_safe_rel():
 def test_empty_text_renders_nothing():
     assert render_markdown("") == ""
     assert render_markdown(None) == ""
+
+
+def test_rendering_a_text_again_gives_the_same_sanitised_html():
+    source = "hi <script>alert('x')</script> **bold** [a](javascript:alert(1))"
+    first, again = render_markdown(source), render_markdown(source)
+    assert first == again
+    assert "<strong>bold</strong>" in again
+    assert "<script" not in again
+    assert "javascript" not in again
+
+
+def test_a_long_text_renders_whole_and_sanitised():
+    source = "**start**\n\n" + "word " * CACHE_MAX_LENGTH + '\n\n<img src="x.png" onerror="alert(1)"> **end**'
+    html = render_markdown(source)
+    assert html.startswith("<p><strong>start</strong></p>")
+    assert "<strong>end</strong>" in html
+    assert "onerror" not in html

@@ -3,11 +3,13 @@ import re
 import pytest
 from django.urls import reverse
 
-from postmortems.models import Status, Visibility
+from postmortems.models import ActionItem, ContributingFactor, Incident, Status, Visibility
 from tests.factories import (
     ActionItemFactory,
     ContributingFactorFactory,
     IncidentFactory,
+    LessonFactory,
+    TeamFactory,
     TimelineEventFactory,
     UserFactory,
 )
@@ -123,6 +125,98 @@ def test_detail_of_restricted_incident_is_not_found_for_outsiders(client_for):
     assert client_for(UserFactory()).get(incident.get_absolute_url()).status_code == 404
 
 
+KINDS = {
+    "draft": {"status": Status.DRAFT},
+    "in review, restricted": {"status": Status.IN_REVIEW, "visibility": Visibility.RESTRICTED},
+    "published": {"status": Status.PUBLISHED},
+    "published, restricted": {"status": Status.PUBLISHED, "visibility": Visibility.RESTRICTED},
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("who", ["owner", "coauthor", "reviewer", "teammate", "other", "staff"])
+def test_detail_is_found_exactly_by_those_who_may_see_it(client_for, kind, who):
+    people = {
+        name: UserFactory(is_staff=name == "staff")
+        for name in ("owner", "coauthor", "reviewer", "teammate", "other", "staff")
+    }
+    incident = IncidentFactory(
+        owner=people["owner"],
+        co_authors=[people["coauthor"]],
+        committee=[people["reviewer"]],
+        teams=[TeamFactory(members=[people["teammate"]])],
+        **KINDS[kind],
+    )
+    may_see = Incident.objects.visible_to(people[who]).filter(pk=incident.pk).exists()
+    response = client_for(people[who]).get(incident.get_absolute_url())
+    assert response.status_code == (200 if may_see else 404)
+
+
+def test_detail_of_a_missing_incident_is_not_found(client_for):
+    assert client_for(UserFactory()).get("/postmortems/999999/").status_code == 404
+
+
+def test_detail_links_factors_lessons_and_action_items_as_stored(client_for):
+    incident = IncidentFactory()
+    root = ContributingFactorFactory(incident=incident, description="Root factor")
+    child = ContributingFactorFactory(incident=incident, parent=root, description="Child factor")
+    lonely = ContributingFactorFactory(incident=incident, description="Lonely factor")
+    later = ActionItemFactory(incident=incident, title="Later item", factors=[root, child])
+    sooner = ActionItemFactory(
+        incident=incident, title="Sooner item", factors=[child], due_date=later.due_date.replace(day=1)
+    )
+    ActionItemFactory(incident=incident, title="Unlinked item")
+    lesson = LessonFactory(incident=incident, text="A lesson")
+    lesson.action_items.add(later, sooner)
+    LessonFactory(incident=incident, text="Another lesson")
+
+    shown = client_for(UserFactory()).get(incident.get_absolute_url()).context["incident"]
+
+    for factor in shown.factors.all():
+        assert list(factor.action_items.all()) == list(ActionItem.objects.filter(factors=factor))
+    for item in shown.action_items.all():
+        assert list(item.factors.all()) == list(ContributingFactor.objects.filter(action_items=item))
+    for each in shown.lessons.all():
+        assert list(each.action_items.all()) == list(ActionItem.objects.filter(lessons=each))
+    assert [item.title for item in lesson.action_items.all()] == ["Sooner item", "Later item"]
+    assert lonely.pk not in {f.pk for item in shown.action_items.all() for f in item.factors.all()}
+
+
+def test_detail_shows_links_to_another_postmortems_rows(client_for):
+    # Only the admin can link across postmortems; such a link still shows on both pages.
+    here, there = IncidentFactory(), IncidentFactory()
+    ContributingFactorFactory(incident=here, description="Local factor")
+    faraway = ContributingFactorFactory(incident=there, description="Faraway factor")
+    ActionItemFactory(incident=here, title="Item from here", factors=[faraway])
+    LessonFactory(incident=there, text="Lesson there").action_items.add(*here.action_items.all())
+    client = client_for(UserFactory())
+
+    body_here = client.get(here.get_absolute_url()).content.decode()
+    body_there = client.get(there.get_absolute_url()).content.decode()
+
+    assert "Faraway factor" in body_here
+    assert "→ Item from here" in body_there
+    assert re.search(r"Leads to: <a [^>]*>Item from here</a>", body_there)
+
+
+def test_related_incidents_leave_out_drafts_and_restricted_ones_i_may_not_see(client_for):
+    teammate = UserFactory()
+    this = IncidentFactory(tags=["dns"])
+    IncidentFactory(
+        title="Restricted one",
+        tags=["dns"],
+        visibility=Visibility.RESTRICTED,
+        teams=[TeamFactory(members=[teammate])],
+    )
+    IncidentFactory(title="A draft", tags=["dns"], status=Status.DRAFT, owner=teammate)
+
+    def related_for(user):
+        return [other.title for other in client_for(user).get(this.get_absolute_url()).context["related"]]
+
+    assert related_for(teammate) == ["Restricted one"]
+    assert related_for(UserFactory()) == []
+
+
 def test_list_shows_published_and_my_drafts_only(client_for):
     me = UserFactory()
     published = IncidentFactory(title="Published one")
@@ -170,10 +264,23 @@ def test_list_queries_do_not_grow_with_rows(client_for, django_assert_max_num_qu
 def test_detail_queries_do_not_grow_with_rows(client_for, django_assert_max_num_queries):
     incidents = _populate(30)
     client = client_for(UserFactory())
-    with django_assert_max_num_queries(18):
+    with django_assert_max_num_queries(14):
         response = client.get(incidents[0].get_absolute_url())
     body = response.content.decode()
     assert body.count('class="kind-') == 10
+    assert len(re.findall(r'id="action-\d+"', body)) == 5
+
+
+def test_detail_of_my_draft_keeps_its_query_budget(client_for, django_assert_max_num_queries):
+    incidents = _populate(5)
+    draft = incidents[-1]  # the newest: the others' open items are related
+    draft.status = Status.DRAFT
+    draft.save()
+    client = client_for(draft.owner)
+    with django_assert_max_num_queries(16):
+        response = client.get(draft.get_absolute_url())
+    body = response.content.decode()
+    assert "Open action items from related incidents" in body
     assert len(re.findall(r'id="action-\d+"', body)) == 5
 
 
