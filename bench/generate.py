@@ -234,7 +234,8 @@ def generate(count: int, *, seed: int = 6) -> None:
         raw = cursor.connection  # psycopg 3: COPY from Python rows
         # Beyond the `count` published incidents, a twentieth more are drafts or in review, and one published
         # incident in fifty is restricted to its team: what visibility has to hide in a real instance.
-        ids = range(first_id, first_id + count + count // 20)
+        total = count + count // 20
+        ids = range(first_id, first_id + total)
         with raw.cursor() as pg:
             with Copier(pg, Incident, now, with_id=True) as copy:
                 for incident_id in ids:
@@ -325,10 +326,10 @@ def generate(count: int, *, seed: int = 6) -> None:
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
             )
     batch = 5000
-    for low in range(first_id, first_id + count, batch):
-        update_search_vectors(range(low, min(low + batch, first_id + count)))
-        done = min(low + batch, first_id + count) - first_id
-        print(f"\r  search vectors: {done}/{count} ({time.monotonic() - started:.0f} s)", end="", flush=True)
+    for low in range(first_id, first_id + total, batch):
+        update_search_vectors(range(low, min(low + batch, first_id + total)))
+        done = min(low + batch, first_id + total) - first_id
+        print(f"\r  search vectors: {done}/{total} ({time.monotonic() - started:.0f} s)", end="", flush=True)
     print()
     with connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE)")

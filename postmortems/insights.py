@@ -174,11 +174,6 @@ class FollowThrough:
         return self.n < MIN_SAMPLE
 
 
-# Figures are cached until the data they come from changes (postmortems/caching.py); this bounds what a
-# change made outside the ORM can leave behind.
-CACHE_SECONDS = 10 * 60
-
-
 def figures(
     user,
     *,
@@ -222,7 +217,7 @@ def figures(
             found["html"] = render(found)
         return found
 
-    return cache.get_or_set(key, compute, CACHE_SECONDS)
+    return cache.get_or_set(key, compute, caching.CACHE_SECONDS)
 
 
 def incidents_for(

@@ -165,9 +165,36 @@ def test_action_items_queries_do_not_grow_with_rows(client_for, me, django_asser
         incident = IncidentFactory(co_authors=[owners[i % 3]], tags=["database"])
         ActionItemFactory(incident=incident, owner=me if i % 2 else owners[i % 3])
     client = client_for(me)
-    with django_assert_max_num_queries(5):  # session, user, counts, the ids in order, the page's rows
+    # Session, user, counts, the ids in order, the page's rows; and 3 to know whether cached counts and
+    # ids still hold (data fingerprint, the user's teams, the restricted incidents they may see).
+    with django_assert_max_num_queries(8):
         response = client.get(URL, {"scope": "all", "status": "any"})
     assert len(response.context["items"]) == 25  # a full page: an N+1 would show
+    with django_assert_max_num_queries(5):  # cached: no counts, no ids
+        again = client.get(URL, {"scope": "all", "status": "any"})
+    assert [item.pk for item in again.context["items"]] == [item.pk for item in response.context["items"]]
+    assert again.context["counts"] == response.context["counts"]
+
+
+def test_action_items_cached_counts_follow_a_change(client_for, me):
+    item = ActionItemFactory(owner=me, title="Mine")
+    client = client_for(me)
+    assert client.get(URL).context["counts"]["done"] == 0
+    item.status, item.completed_at = ActionItemStatus.DONE, timezone.now()
+    item.save()
+    response = client.get(URL)
+    assert response.context["counts"]["done"] == 1
+    assert [i.title for i in response.context["items"]] == []  # finished items leave "unfinished"
+
+
+def test_action_items_team_scope_follows_who_is_in_the_team(client_for, me):
+    teammate = UserFactory()
+    team = TeamFactory(members=[me])
+    ActionItemFactory(owner=teammate, title="Teammate's item")
+    client = client_for(me)
+    assert client.get(URL, {"scope": "team"}).context["items"] == []
+    team.members.add(teammate)
+    assert [i.title for i in client.get(URL, {"scope": "team"}).context["items"]] == ["Teammate's item"]
 
 
 def test_action_items_team_scope_without_a_team_shows_mine(client_for, me):
