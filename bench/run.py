@@ -113,11 +113,12 @@ with connection.cursor() as c:
     c.execute('''SELECT t.slug, count(*) FROM taggit_taggeditem ti JOIN taggit_tag t ON t.id = ti.tag_id
                  GROUP BY t.slug ORDER BY count(*) DESC''')
     tags = c.fetchall()
-    c.execute("SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM postmortems_incident') "
-              "ORDER BY ndoc DESC")
+    # Words of the published summaries, where the snippet highlights them.
+    c.execute("SELECT word, ndoc FROM ts_stat('SELECT to_tsvector(''english'', summary) "
+              "FROM postmortems_incident WHERE status = ''published''') ORDER BY ndoc DESC")
     words = [(w, n) for w, n in c.fetchall() if w.isalpha() and len(w) > 4]
 incident = Incident.objects.published().filter(visibility="normal").order_by("-incident_date").first()
-total = Incident.objects.count()
+total = Incident.objects.published().count()
 print(json.dumps({"tags": tags, "words": [w for w in words if w[1] <= 0.4 * total][:1]
                   + [w for w in words if 20 <= w[1] <= 200][:1] + words[:1],
                   "detail": [incident.pk, incident.title], "total": total}))
@@ -136,7 +137,7 @@ print(json.dumps({"tags": tags, "words": [w for w in words if w[1] <= 0.4 * tota
     (common, common_n), (rare, rare_n), (everywhere, everywhere_n) = facts["words"]
     detail_id, _ = facts["detail"]
     print(
-        f"{facts['total']} incidents; one tag: {one_tag}; three tags: {', '.join(three)}; "
+        f"{facts['total']} published incidents; one tag: {one_tag}; three tags: {', '.join(three)}; "
         f"common word: {common} ({common_n} incidents); rare word: {rare} ({rare_n} incidents); "
         f"most common word: {everywhere} ({everywhere_n} incidents)"
     )

@@ -148,12 +148,17 @@ class TagIncidentListView(IncidentListView):
 
     def search_data(self):
         # A tag carried only by incidents this user may not see is as unknown to them as a missing one.
-        seen = TaggedItem.objects.filter(
-            tag=OuterRef("pk"),
-            content_type=ContentType.objects.get_for_model(Incident),
-            object_id__in=self.snapshot.published().values("pk"),
-        )
-        self.tag = get_object_or_404(Tag.objects.filter(Exists(seen)), slug=self.kwargs["slug"])
+        # Asked once per audience and state of the data, like the results.
+        key = self.snapshot.key("tag", self.kwargs["slug"])
+        self.tag = cache.get(key)
+        if self.tag is None:
+            seen = TaggedItem.objects.filter(
+                tag=OuterRef("pk"),
+                content_type=ContentType.objects.get_for_model(Incident),
+                object_id__in=self.snapshot.published().values("pk"),
+            )
+            self.tag = get_object_or_404(Tag.objects.filter(Exists(seen)), slug=self.kwargs["slug"])
+            cache.set(key, self.tag, caching.CACHE_SECONDS)
         data = self.request.GET.copy()
         if self.tag.slug not in data.getlist("tag"):
             data.appendlist("tag", self.tag.slug)
