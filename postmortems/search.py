@@ -534,7 +534,8 @@ def prefetch_tags(incidents: list[Incident]) -> None:
         incident._prefetched_objects_cache["tags"] = cached
 
 
-# Per tag, only this many of its newest incidents are compared; a tag on 10,000 incidents stays cheap.
+# Per tag, only this many of its newest published incidents are compared; a tag on 10,000 incidents stays
+# cheap. Published ones: the newest ids are often drafts, which would crowd every candidate out.
 RELATED_PER_TAG = 200
 # The candidates sharing the most tags, then those of them that are published, with what the box shows.
 _RELATED_SQL = """
@@ -544,6 +545,7 @@ FROM (
   FROM unnest(%s::int[]) AS t(id)
   CROSS JOIN LATERAL (
     SELECT object_id FROM taggit_taggeditem
+    JOIN postmortems_incident AS p ON p.id = object_id AND p.status = %s
     WHERE tag_id = t.id AND content_type_id = %s AND object_id <> %s
     ORDER BY object_id DESC LIMIT %s
   ) AS ti
@@ -567,7 +569,8 @@ def related_incidents(incident: Incident, user, *, limit: int = 5) -> list[Incid
         from django.contrib.contenttypes.models import ContentType
 
         content_type = ContentType.objects.get_for_model(Incident)
-        params = [tag_ids, content_type.pk, incident.pk, RELATED_PER_TAG, limit * 4, Status.PUBLISHED]
+        published = Status.PUBLISHED
+        params = [tag_ids, published, content_type.pk, incident.pk, RELATED_PER_TAG, limit * 4, published]
         found = list(Incident.objects.raw(_RELATED_SQL, params))
         # A published incident of normal visibility is everyone's (models.PUBLIC); only for the others is
         # the visibility filter, three subqueries to build and compile, worth its cost.

@@ -241,6 +241,16 @@ def test_related_incidents_most_tags_in_common_first_and_only_visible(client_for
     assert two.get_absolute_url() in response.content.decode()
 
 
+def test_related_incidents_are_not_crowded_out_by_newer_drafts(client_for, monkeypatch):
+    monkeypatch.setattr(search, "RELATED_PER_TAG", 2)  # only the two newest incidents of each tag compared
+    this = IncidentFactory(tags=["dns"])
+    IncidentFactory(title="Published earlier", tags=["dns"])
+    for _ in range(3):
+        IncidentFactory(status=Status.DRAFT, tags=["dns"])  # newer ids than every published one
+    response = client_for(UserFactory()).get(this.get_absolute_url())
+    assert [r.title for r in response.context["related"]] == ["Published earlier"]
+
+
 def test_export_markdown_in_template_order(client_for, full_incident):
     response = client_for(UserFactory()).get(reverse("postmortems:export", args=[full_incident.pk]))
     assert response["Content-Type"] == "text/markdown; charset=utf-8"
