@@ -15,10 +15,21 @@ from django.db import connections
 from django.db.models import Q
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
-from taggit.models import Tag
+from taggit.models import Tag, TaggedItem
 
 from accounts.models import Team, User
-from postmortems.models import ActionItem, Incident, IncidentQuerySet, Visibility
+from postmortems.models import (
+    ActionItem,
+    Activity,
+    Comment,
+    ContributingFactor,
+    Incident,
+    IncidentQuerySet,
+    Lesson,
+    SignOff,
+    TimelineEvent,
+    Visibility,
+)
 
 GENERATION_KEY = "hindsight:generation"
 # What a change made outside the ORM (which neither the fingerprint nor the signals see) can leave behind.
@@ -41,22 +52,43 @@ def generation() -> int:
     return cache.get_or_set(GENERATION_KEY, 0, None)
 
 
+# What the detail page shows besides the incident's and its action items' own rows (postmortems/views.py).
+_SHOWN_WITH_AN_INCIDENT = (SignOff, Comment, Activity, TimelineEvent, ContributingFactor, Lesson, TaggedItem)
+_LINKS = (
+    Incident.committee.through,
+    Incident.co_authors.through,
+    Incident.teams.through,
+    ActionItem.factors.through,
+    Lesson.action_items.through,
+    Team.members.through,
+)
+
+
 @receiver(post_delete, sender=Incident)
 @receiver(post_delete, sender=ActionItem)
 @receiver(post_save, sender=Tag)
 @receiver(post_delete, sender=Tag)
 @receiver(post_save, sender=User)
 @receiver(post_save, sender=Team)
-@receiver(m2m_changed, sender=Team.members.through)
 def _bump_generation(sender, update_fields=None, **kwargs) -> None:
-    """Changes the data fingerprint cannot see (a team's members decide whose items "my team's" are);
-    cheap enough for their rarity."""
+    """Changes the data fingerprint cannot see: sign-offs, comments, activity, an incident's parts and
+    links, a team's members (who decide whose items are "my team's"); cheap enough for their rarity."""
     if sender is User and update_fields and set(update_fields) <= {"last_login", "password"}:
         return  # every sign-in saves the user; nothing shown changes
+    action = kwargs.get("action")  # m2m_changed: once, after the change
+    if action is not None and not action.startswith("post_"):
+        return
     try:
         cache.incr(GENERATION_KEY)
     except ValueError:  # not set yet, or evicted: any new value differs from what keys were built with
         cache.set(GENERATION_KEY, 1, None)
+
+
+for _model in _SHOWN_WITH_AN_INCIDENT:
+    post_save.connect(_bump_generation, sender=_model, dispatch_uid=f"caching:save:{_model.__name__}")
+    post_delete.connect(_bump_generation, sender=_model, dispatch_uid=f"caching:delete:{_model.__name__}")
+for _through in _LINKS:
+    m2m_changed.connect(_bump_generation, sender=_through, dispatch_uid=f"caching:links:{_through.__name__}")
 
 
 def _digest(value) -> str:

@@ -236,11 +236,34 @@ class IncidentDetailView(DetailView):
     context_object_name = "incident"
 
     def get_object(self, queryset=None):
+        """The incident with everything the page shows of it, loaded in a dozen queries, or from the cache
+        for this audience and state of the data (postmortems/caching.py): what each person may do with it
+        (edit, sign off, update an item) is still worked out for them on every request."""
         user = self.request.user
-        shown = Incident.objects.select_related("owner").defer("search_vector", "search_rank_vector")
-        incident = get_object_or_404(shown, pk=self.kwargs["pk"])
-        if not incident.is_visible_to(user):
+        snapshot = caching.Snapshot(user)
+        key = snapshot.key("incident", self.kwargs["pk"])
+        fresh = "no-cache" in self.request.headers.get("Cache-Control", "")
+        self.loaded = None if fresh else cache.get(key)
+        if self.loaded is None:
+            incident = self.load(self.kwargs["pk"])
+            if not incident.is_visible_to(user):
+                raise Http404("No incident found matching the query")
+            self.loaded = {
+                "incident": incident,
+                "comments": list(incident.comments.select_related("author")),
+                "activities": list(incident.activities.select_related("actor")[:50]),
+                "related": search.related_incidents(incident, user),
+            }
+            cache.set(key, self.loaded, caching.CACHE_SECONDS)
+            return incident
+        incident = self.loaded["incident"]
+        if not incident.is_visible_to(user):  # one audience may hold drafts that only some of it may see
             raise Http404("No incident found matching the query")
+        return incident
+
+    def load(self, pk: int) -> Incident:
+        shown = Incident.objects.select_related("owner").defer("search_vector", "search_rank_vector")
+        incident = get_object_or_404(shown, pk=pk)
         prefetch_related_objects(
             [incident],
             "timeline_events",
@@ -314,12 +337,12 @@ class IncidentDetailView(DetailView):
         context = super().get_context_data(**kwargs)
         incident = self.object
         context["factor_forest"] = factor_forest(incident.factors.all())
-        context["activities"] = incident.activities.select_related("actor")[:50]
+        context["activities"] = self.loaded["activities"]
         context["today"] = timezone.localdate()
         context["can_edit"] = incident.can_edit(self.request.user)
         context["Status"] = Status
-        add_review_context(context, self.request, incident)
-        context["related"] = search.related_incidents(incident, self.request.user)
+        add_review_context(context, self.request, incident, comments=self.loaded["comments"])
+        context["related"] = self.loaded["related"]
         context["related_open_items"] = followthrough.related_open_items(incident, self.request.user)
         return context
 
@@ -327,24 +350,27 @@ class IncidentDetailView(DetailView):
 # --- the review workflow (postmortems/workflow.py does the work; these translate HTTP) ---------------------
 
 
-def add_review_context(context: dict, request, incident: Incident) -> None:
-    """What the detail page shows for review: checklist, action panel, comments, changes since my sign-off."""
+def add_review_context(context: dict, request, incident: Incident, *, comments=None) -> None:
+    """What the detail page shows for review: checklist, action panel, comments, changes since my sign-off.
+    `comments`: the incident's comments where the caller has them."""
     user = request.user
     involved = incident.is_involved(user) or user.is_staff
     findings = run_checks(incident) if involved else []
     actions = workflow.actions_for(
         incident, user, current_sign_offs=incident.current_sign_offs, findings=findings
     )
-    comments: dict[str, list] = {}
-    for remark in incident.comments.select_related("author"):
-        comments.setdefault(remark.section, []).append(remark)
+    if comments is None:
+        comments = incident.comments.select_related("author")
+    by_section: dict[str, list] = {}
+    for remark in comments:
+        by_section.setdefault(remark.section, []).append(remark)
     context.update(
         show_checklist=involved,
         findings=findings,
         actions=actions,
         # Without comments or the right to add one, no section has a comment block to render.
-        show_comments=bool(comments) or bool(actions.comment),
-        comments_by_section=comments,
+        show_comments=bool(by_section) or bool(actions.comment),
+        comments_by_section=by_section,
         Decision=Decision,
     )
     context.setdefault("sign_off_form", SignOffForm(initial={"revision": incident.revision}))

@@ -3,7 +3,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from postmortems.models import ActionItem, ContributingFactor, Incident, Status, Visibility
+from postmortems.models import ActionItem, Comment, ContributingFactor, Incident, Status, Visibility
 from tests.factories import (
     ActionItemFactory,
     ContributingFactorFactory,
@@ -264,11 +264,17 @@ def test_list_queries_do_not_grow_with_rows(client_for, django_assert_max_num_qu
 def test_detail_queries_do_not_grow_with_rows(client_for, django_assert_max_num_queries):
     incidents = _populate(30)
     client = client_for(UserFactory())
-    with django_assert_max_num_queries(14):
+    # 3 of them ask whether a cached copy still holds (data fingerprint, teams, restricted incidents seen).
+    with django_assert_max_num_queries(17):
         response = client.get(incidents[0].get_absolute_url())
     body = response.content.decode()
     assert body.count('class="kind-') == 10
     assert len(re.findall(r'id="action-\d+"', body)) == 5
+    # Again, nothing changed: the incident and what the page shows of it come from the cache.
+    with django_assert_max_num_queries(4):
+        again = client.get(incidents[0].get_absolute_url()).content.decode()
+    assert again.count('class="kind-') == 10
+    assert len(re.findall(r'id="action-\d+"', again)) == 5
 
 
 def test_detail_of_my_draft_keeps_its_query_budget(client_for, django_assert_max_num_queries):
@@ -277,7 +283,7 @@ def test_detail_of_my_draft_keeps_its_query_budget(client_for, django_assert_max
     draft.status = Status.DRAFT
     draft.save()
     client = client_for(draft.owner)
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(19):
         response = client.get(draft.get_absolute_url())
     body = response.content.decode()
     assert "Open action items from related incidents" in body
@@ -298,3 +304,21 @@ def test_markdown_preview_without_content_is_empty_not_an_error(client_for):
     response = client_for(UserFactory()).post("/markdownx/markdownify/", {})
     assert response.status_code == 200
     assert response.content == b""
+
+
+def test_a_cached_detail_page_is_never_shown_to_someone_who_may_not_see_it(client_for):
+    owner, other = UserFactory(), UserFactory()  # the same audience: neither sees a restricted incident
+    draft = IncidentFactory(owner=owner, status=Status.DRAFT, title="Not yet for everyone")
+    assert client_for(owner).get(draft.get_absolute_url()).status_code == 200  # now cached
+    assert client_for(other).get(draft.get_absolute_url()).status_code == 404
+
+
+def test_a_cached_detail_page_shows_a_new_comment(client_for):
+    reader = UserFactory()
+    incident = IncidentFactory(title="Commented on")
+    client = client_for(reader)
+    assert "Check the failover runbook" not in client.get(incident.get_absolute_url()).content.decode()
+    Comment.objects.create(
+        incident=incident, section="summary", author=reader, text="Check the failover runbook", revision=1
+    )  # a comment does not save the incident
+    assert "Check the failover runbook" in client.get(incident.get_absolute_url()).content.decode()
