@@ -116,6 +116,8 @@ STORAGES = {
 # It holds pages of results and figures that are checked against the data on every read
 # (postmortems/caching.py) and, when shared, sessions.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["BACKEND"] = "config.cache.RedisCache"  # the same, without a client per operation
 if "CACHE_URL" in env:
     # Read from the cache, written through to the database: a query less on every request. Never with the
     # per-process cache, where one worker would keep a session another one has ended.
