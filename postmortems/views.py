@@ -73,8 +73,9 @@ class IncidentListView(ListView):
         self.snapshot = caching.Snapshot(self.request.user)
         self.form = search.SearchForm(self.search_data())
         self.form.is_valid()
-        # Narrowed by the search only when the results are not cached (`page_context`).
-        return self.snapshot.published()
+        # The results are narrowed from self.snapshot.published() only when they are not cached
+        # (`page_context`): building that filter costs more than a cached page.
+        return None
 
     def get_paginator(self, queryset, per_page, **kwargs):
         return super().get_paginator(queryset, per_page, load_rows=self.load_rows, **kwargs)
@@ -123,7 +124,7 @@ class IncidentListView(ListView):
         return mark_safe(html)  # rendered by the template engine, which escaped it
 
     def page_context(self, query: str) -> dict:
-        queryset = self.form.filter(self.object_list)
+        queryset = self.form.filter(self.snapshot.published())
         paginator, page, object_list, is_paginated = self.paginate_queryset(queryset, self.paginate_by)
         for incident in object_list:
             if query:
