@@ -36,16 +36,30 @@ GENERATION_KEY = "hindsight:generation"
 CACHE_SECONDS = 5 * 60
 
 
-def data_fingerprint() -> tuple:
+def data_fingerprint(user=None) -> tuple:
     """Changes whenever an incident or an action item is saved (every write path saves `updated_at`) or
-    created; one query of four index lookups."""
+    created; one query of four index lookups. With `user`, the same query also reads the ids of their
+    teams, returned last as a sorted tuple."""
     incidents, items = Incident._meta.db_table, ActionItem._meta.db_table
-    with connections[Incident.objects.db].cursor() as cursor:
-        cursor.execute(
-            f"SELECT (SELECT MAX(updated_at) FROM {incidents}), (SELECT MAX(id) FROM {incidents}), "
-            f"(SELECT MAX(updated_at) FROM {items}), (SELECT MAX(id) FROM {items})"
-        )
-        return tuple(cursor.fetchone())
+    connection = connections[Incident.objects.db]
+    sql = (
+        f"SELECT (SELECT MAX(updated_at) FROM {incidents}), (SELECT MAX(id) FROM {incidents}), "
+        f"(SELECT MAX(updated_at) FROM {items}), (SELECT MAX(id) FROM {items})"
+    )
+    params = []
+    if user is not None:
+        members = Team.members.through._meta.db_table
+        postgres = connection.vendor == "postgresql"
+        joined = "string_agg(team_id::text, ',')" if postgres else "group_concat(team_id)"
+        sql += f", (SELECT {joined} FROM {members} WHERE user_id = %s)"
+        params.append(user.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if user is None:
+        return tuple(row)
+    teams = tuple(sorted(int(team) for team in (row[-1] or "").split(",") if team))
+    return (*row[:-1], teams)
 
 
 def generation() -> int:
@@ -96,8 +110,8 @@ def _digest(value) -> str:
 
 
 class Snapshot:
-    """The state of the data and what `user` may see of its published incidents, read once (two small
-    queries: the fingerprint and the user's teams) for everything a request caches.
+    """The state of the data and what `user` may see of its published incidents, read once (one small
+    query: the fingerprint and the user's teams) for everything a request caches.
 
     Everyone sees the published incidents of normal visibility, so the restricted ones a user may see
     (usually none) tell audiences apart. Finding those runs the whole visibility filter, whose team
@@ -107,13 +121,17 @@ class Snapshot:
 
     def __init__(self, user):
         self.user = user
-        self.state = (data_fingerprint(), generation())
+        signed_in = user.is_authenticated and user.is_active
+        if signed_in:
+            *fingerprint, teams = data_fingerprint(user)
+        else:
+            fingerprint, teams = data_fingerprint(), ()
+        self.state = (tuple(fingerprint), generation())
         self.restricted: list[int] | None = None  # staff see everything
-        if not user.is_authenticated or not user.is_active:
+        if not signed_in:
             self.restricted = []
         elif not user.is_staff:
-            teams = sorted(user.teams.values_list("pk", flat=True))
-            key = "visible-restricted:" + _digest((user.pk, user.is_active, teams, self.state))
+            key = "visible-restricted:" + _digest((user.pk, teams, self.state))
             self.restricted = cache.get_or_set(key, self._visible_restricted, CACHE_SECONDS)
 
     def _visible_restricted(self) -> list[int]:

@@ -256,7 +256,7 @@ def _populate(count):
 def test_list_queries_do_not_grow_with_rows(client_for, django_assert_max_num_queries):
     _populate(30)
     client = client_for(UserFactory())
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(10):
         response = client.get("/postmortems/")
     assert len(response.context["incidents"]) == 20
 
@@ -264,14 +264,14 @@ def test_list_queries_do_not_grow_with_rows(client_for, django_assert_max_num_qu
 def test_detail_queries_do_not_grow_with_rows(client_for, django_assert_max_num_queries):
     incidents = _populate(30)
     client = client_for(UserFactory())
-    # 3 of them ask whether a cached copy still holds (data fingerprint, teams, restricted incidents seen).
-    with django_assert_max_num_queries(17):
+    # 2 of them ask whether a cached copy still holds (data fingerprint and teams, restricted incidents seen).
+    with django_assert_max_num_queries(16):
         response = client.get(incidents[0].get_absolute_url())
     body = response.content.decode()
     assert body.count('class="kind-') == 10
     assert len(re.findall(r'id="action-\d+"', body)) == 5
     # Again, nothing changed: the incident and what the page shows of it come from the cache.
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(3):
         again = client.get(incidents[0].get_absolute_url()).content.decode()
     assert again.count('class="kind-') == 10
     assert len(re.findall(r'id="action-\d+"', again)) == 5
@@ -283,7 +283,7 @@ def test_detail_of_my_draft_keeps_its_query_budget(client_for, django_assert_max
     draft.status = Status.DRAFT
     draft.save()
     client = client_for(draft.owner)
-    with django_assert_max_num_queries(19):
+    with django_assert_max_num_queries(18):
         response = client.get(draft.get_absolute_url())
     body = response.content.decode()
     assert "Open action items from related incidents" in body
