@@ -117,10 +117,14 @@ with connection.cursor() as c:
     c.execute("SELECT word, ndoc FROM ts_stat('SELECT to_tsvector(''english'', summary) "
               "FROM postmortems_incident WHERE status = ''published''') ORDER BY ndoc DESC")
     words = [(w, n) for w, n in c.fetchall() if w.isalpha() and len(w) > 4]
+    # The most common word of all the text searched (timeline, factors, action items too).
+    c.execute("SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM postmortems_incident') "
+              "ORDER BY ndoc DESC LIMIT 20")
+    everywhere = [(w, n) for w, n in c.fetchall() if w.isalpha() and len(w) > 4][:1]
 incident = Incident.objects.published().filter(visibility="normal").order_by("-incident_date").first()
 total = Incident.objects.published().count()
 print(json.dumps({"tags": tags, "words": [w for w in words if w[1] <= 0.4 * total][:1]
-                  + [w for w in words if 20 <= w[1] <= 200][:1] + words[:1],
+                  + [w for w in words if 20 <= w[1] <= 200][:1] + everywhere,
                   "detail": [incident.pk, incident.title], "total": total}))
 """
     out = subprocess.run(
@@ -160,8 +164,10 @@ print(json.dumps({"tags": tags, "words": [w for w in words if w[1] <= 0.4 * tota
         ("trivial view (/healthz)", "/healthz", "ok", {}),
         *[(name, path, text, {}) for name, path, text in cached],
         *fresh,
-        ("detail", f"/postmortems/{detail_id}/", "Related incidents", {}),
+        ("detail", f"/postmortems/{detail_id}/", "in common</div>", {}),
+        ("detail, uncached", f"/postmortems/{detail_id}/", "in common</div>", NO_CACHE),
         ("my action items", "/action-items/", 'data-testid="action-item"', {}),
+        ("my action items, uncached", "/action-items/", 'data-testid="action-item"', NO_CACHE),
         ("all action items", "/action-items/?scope=all&status=any", 'data-testid="action-item"', {}),
         ("insights (2 years)", "/insights/", 'data-testid="chart-monthly"', {}),
         ("insights (10 years)", "/insights/?from=2015-01-01", 'data-testid="chart-monthly"', {}),
