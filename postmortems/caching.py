@@ -1,9 +1,12 @@
 """Pages computed once per audience and state of the data, and recomputed as soon as either changes.
 
-Two small queries decide whether a cached result still holds: the data fingerprint (the latest save of an
-incident or an action item, and the newest of each) and the audience (which restricted incidents a user
-may see). A change neither can see (a deleted incident, a renamed tag, a person's new display name) bumps a
-generation counter through signals; the time limit bounds what a change made outside the ORM leaves behind.
+One small query per request decides whether a cached result still holds: the data fingerprint (the latest
+save and the newest id of incidents and action items, the newest sign-off, comment and activity entry) with
+the person's teams; the audience (which restricted incidents they may see) is cached per person, teams and
+fingerprint. A change the fingerprint cannot see (a deletion, a renamed tag, a person's new name, a team's
+members, an edited comment) bumps a generation counter through signals. That counter lives in the cache, so
+several processes share it only through a shared cache (CACHE_URL): with the default per-process cache such
+a change can take up to CACHE_SECONDS to show in the other processes, as can a change made outside the ORM.
 """
 
 from __future__ import annotations
@@ -38,13 +41,17 @@ CACHE_SECONDS = 5 * 60
 
 def data_fingerprint(user=None) -> tuple:
     """Changes whenever an incident or an action item is saved (every write path saves `updated_at`) or
-    created; one query of four index lookups. With `user`, the same query also reads the ids of their
-    teams, returned last as a sorted tuple."""
+    created, and whenever a sign-off, a comment or an activity entry (every workflow step writes one) is
+    added: one query of index lookups, which every process sees alike, where the generation counter is
+    per process without a shared cache. With `user`, the same query also reads the ids of their teams,
+    returned last as a sorted tuple."""
     incidents, items = Incident._meta.db_table, ActionItem._meta.db_table
+    added = [model._meta.db_table for model in (SignOff, Comment, Activity)]
     connection = connections[Incident.objects.db]
     sql = (
         f"SELECT (SELECT MAX(updated_at) FROM {incidents}), (SELECT MAX(id) FROM {incidents}), "
         f"(SELECT MAX(updated_at) FROM {items}), (SELECT MAX(id) FROM {items})"
+        + "".join(f", (SELECT MAX(id) FROM {table})" for table in added)
     )
     params = []
     if user is not None:
