@@ -39,12 +39,11 @@ GENERATION_KEY = "hindsight:generation"
 CACHE_SECONDS = 5 * 60
 
 
-def data_fingerprint(user=None) -> tuple:
-    """Changes whenever an incident or an action item is saved (every write path saves `updated_at`) or
-    created, and whenever a sign-off, a comment or an activity entry (every workflow step writes one) is
-    added: one query of index lookups, which every process sees alike, where the generation counter is
-    per process without a shared cache. With `user`, the same query also reads the ids of their teams,
-    returned last as a sorted tuple."""
+def data_fingerprint(user=None) -> tuple[tuple, tuple[int, ...]]:
+    """(fingerprint, the ids of `user`'s teams) in one query. The fingerprint changes whenever an incident
+    or an action item is saved (every write path saves `updated_at`) or created, and whenever a sign-off,
+    a comment or an activity entry (every workflow step writes one) is added: index lookups, which every
+    process sees alike, where the generation counter is per process without a shared cache."""
     incidents, items = Incident._meta.db_table, ActionItem._meta.db_table
     added = [model._meta.db_table for model in (SignOff, Comment, Activity)]
     connection = connections[Incident.objects.db]
@@ -64,9 +63,8 @@ def data_fingerprint(user=None) -> tuple:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if user is None:
-        return tuple(row)
-    teams = tuple(sorted(int(team) for team in (row[-1] or "").split(",") if team))
-    return (*row[:-1], teams)
+        return tuple(row), ()
+    return tuple(row[:-1]), tuple(sorted(int(team) for team in (row[-1] or "").split(",") if team))
 
 
 def generation() -> int:
@@ -112,6 +110,21 @@ for _through in _LINKS:
     m2m_changed.connect(_bump_generation, sender=_through, dispatch_uid=f"caching:links:{_through.__name__}")
 
 
+def wants_fresh(request) -> bool:
+    """A hard reload (the browser sends Cache-Control: no-cache) asks for a page computed afresh."""
+    return "no-cache" in request.headers.get("Cache-Control", "")
+
+
+def cached(request, key: str, compute):
+    """What `compute()` returns, from the cache under `key` unless the request wants it afresh; kept for
+    CACHE_SECONDS. `compute` may raise (a 404): nothing is kept then."""
+    value = None if wants_fresh(request) else cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, CACHE_SECONDS)
+    return value
+
+
 def _digest(value) -> str:
     return hashlib.sha256(repr(value).encode()).hexdigest()
 
@@ -128,14 +141,11 @@ class Snapshot:
 
     def __init__(self, user):
         self.user = user
-        signed_in = user.is_authenticated and user.is_active
-        if signed_in:
-            *fingerprint, teams = data_fingerprint(user)
-        else:
-            fingerprint, teams = data_fingerprint(), ()
-        self.state = (tuple(fingerprint), generation())
+        self.signed_in = user.is_authenticated and user.is_active
+        fingerprint, teams = data_fingerprint(user if self.signed_in else None)
+        self.state = (fingerprint, generation())
         self.restricted: list[int] | None = None  # staff see everything
-        if not signed_in:
+        if not self.signed_in:
             self.restricted = []
         elif not user.is_staff:
             key = "visible-restricted:" + _digest((user.pk, teams, self.state))
@@ -153,7 +163,7 @@ class Snapshot:
         """The published incidents the user may see: Incident.objects.visible_to(user).published(), by
         the ids it found, so that a list's query tests a column and a short list instead of subqueries."""
         published = Incident.objects.published()
-        if not self.user.is_authenticated or not self.user.is_active:
+        if not self.signed_in:
             return published.none()
         if self.restricted is None:
             return published

@@ -17,11 +17,9 @@ from django.db import connections, transaction
 from django.db.models import (
     BooleanField,
     Case,
-    Exists,
     ExpressionWrapper,
     F,
     IntegerField,
-    OuterRef,
     Q,
     Value,
     When,
@@ -190,11 +188,10 @@ def page_rows(ids: list[int], *, user: User, today: dt.date) -> ActionItemQueryS
     `may_update` (whether the row shows its update form) is ActionItem.can_update(user) asked in the same
     query: the method itself needs every incident's co-authors, one more query and a millisecond more.
     """
-    co_author = Incident.co_authors.through.objects.filter(incident=OuterRef("incident_id"), user=user)
-    may_update = Q(owner=user) | Q(incident__owner=user) | Exists(co_author)
     return (
         ActionItem.objects.filter(pk__in=ids)
-        .annotate(urgency=urgency(today), may_update=Case(When(may_update, then=True), default=False))
+        .with_may_update(user)
+        .annotate(urgency=urgency(today))
         .select_related("incident", "owner")
         .only(*ROW_FIELDS)
         .order_by()

@@ -527,11 +527,14 @@ def prefetch_tags(incidents: list[Incident]) -> None:
     for tag in loaded:
         tags[tag.incident_id].append(tag)
     for incident in incidents:
-        cached = Tag.objects.all()
-        cached._result_cache, cached._prefetch_done = tags[incident.pk], True  # as Django's prefetch does
-        if not hasattr(incident, "_prefetched_objects_cache"):
-            incident._prefetched_objects_cache = {}
-        incident._prefetched_objects_cache["tags"] = cached
+        keep_prefetched(incident, "tags", Tag.objects.all(), tags[incident.pk])
+
+
+def keep_prefetched(instance, name: str, queryset: QuerySet, rows: list) -> None:
+    """Leave `instance.<name>.all()` returning `rows` with no query, as prefetch_related does: for
+    relations loaded some cheaper way. `queryset`: what the relation's queryset would be, unevaluated."""
+    queryset._result_cache, queryset._prefetch_done = rows, True
+    instance.__dict__.setdefault("_prefetched_objects_cache", {})[name] = queryset
 
 
 # Per tag, only this many of its newest published incidents are compared; a tag on 10,000 incidents stays

@@ -5,7 +5,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, ValidationError
 from django.core.files.storage import default_storage
 from django.db.models import Exists, OuterRef, Prefetch, Q, Value, prefetch_related_objects
@@ -115,12 +114,11 @@ class IncidentListView(ListView):
         the same incidents gets it from the cache until the data changes (postmortems/caching.py); a
         hard reload (Cache-Control: no-cache) computes it afresh."""
         request = self.request
-        key = self.snapshot.key("list", (request.path, sorted(request.GET.lists())))
-        fresh = "no-cache" in request.headers.get("Cache-Control", "")
-        html = None if fresh else cache.get(key)
-        if html is None:
-            html = render_to_string("postmortems/_results.html", self.page_context(query), request=request)
-            cache.set(key, html, caching.CACHE_SECONDS)
+        html = caching.cached(
+            request,
+            self.snapshot.key("list", (request.path, sorted(request.GET.lists()))),
+            lambda: render_to_string("postmortems/_results.html", self.page_context(query), request=request),
+        )
         return mark_safe(html)  # rendered by the template engine, which escaped it
 
     def page_context(self, query: str) -> dict:
@@ -150,16 +148,16 @@ class TagIncidentListView(IncidentListView):
     def search_data(self):
         # A tag carried only by incidents this user may not see is as unknown to them as a missing one.
         # Asked once per audience and state of the data, like the results.
-        key = self.snapshot.key("tag", self.kwargs["slug"])
-        self.tag = cache.get(key)
-        if self.tag is None:
-            seen = TaggedItem.objects.filter(
-                tag=OuterRef("pk"),
-                content_type=ContentType.objects.get_for_model(Incident),
-                object_id__in=self.snapshot.published().values("pk"),
-            )
-            self.tag = get_object_or_404(Tag.objects.filter(Exists(seen)), slug=self.kwargs["slug"])
-            cache.set(key, self.tag, caching.CACHE_SECONDS)
+        seen = TaggedItem.objects.filter(
+            tag=OuterRef("pk"),
+            content_type=ContentType.objects.get_for_model(Incident),
+            object_id__in=self.snapshot.published().values("pk"),
+        )
+        self.tag = caching.cached(
+            self.request,
+            self.snapshot.key("tag", self.kwargs["slug"]),
+            lambda: get_object_or_404(Tag.objects.filter(Exists(seen)), slug=self.kwargs["slug"]),
+        )
         data = self.request.GET.copy()
         if self.tag.slug not in data.getlist("tag"):
             data.appendlist("tag", self.tag.slug)
@@ -225,11 +223,7 @@ def factor_forest(factors):
 
 
 def _keep_prefetched(manager, rows: list) -> None:
-    """Leave a many-to-many manager as prefetch_related does: its `.all()` returns `rows`, no query."""
-    queryset = manager.get_queryset()
-    queryset._result_cache, queryset._prefetch_done = rows, True
-    cache = manager.instance.__dict__.setdefault("_prefetched_objects_cache", {})
-    cache[manager.prefetch_cache_name] = queryset
+    search.keep_prefetched(manager.instance, manager.prefetch_cache_name, manager.get_queryset(), rows)
 
 
 class IncidentDetailView(DetailView):
@@ -242,27 +236,24 @@ class IncidentDetailView(DetailView):
         (edit, sign off, update an item) is still worked out for them on every request."""
         user = self.request.user
         snapshot = caching.Snapshot(user)
-        key = snapshot.key("incident", self.kwargs["pk"])
-        fresh = "no-cache" in self.request.headers.get("Cache-Control", "")
-        self.loaded = None if fresh else cache.get(key)
-        if self.loaded is None:
-            incident = self.load(self.kwargs["pk"])
-            if not incident.is_visible_to(user):
-                raise Http404("No incident found matching the query")
-            self.loaded = {
-                "incident": incident,
-                "comments": list(incident.comments.select_related("author")),
-                "activities": list(incident.activities.select_related("actor")[:50]),
-                "related": search.related_incidents(incident, user),
-            }
-            cache.set(key, self.loaded, caching.CACHE_SECONDS)
-            return incident
+        self.loaded = caching.cached(
+            self.request, snapshot.key("incident", self.kwargs["pk"]), lambda: self.load(self.kwargs["pk"])
+        )
         incident = self.loaded["incident"]
         if not incident.is_visible_to(user):  # one audience may hold drafts that only some of it may see
             raise Http404("No incident found matching the query")
         return incident
 
-    def load(self, pk: int) -> Incident:
+    def load(self, pk: int) -> dict:
+        incident = self.load_incident(pk)
+        return {
+            "incident": incident,
+            "comments": list(incident.comments.select_related("author")),
+            "activities": list(incident.activities.select_related("actor")[:50]),
+            "related": search.related_incidents(incident, self.request.user),
+        }
+
+    def load_incident(self, pk: int) -> Incident:
         shown = Incident.objects.select_related("owner").defer("search_vector", "search_rank_vector")
         incident = get_object_or_404(shown, pk=pk)
         prefetch_related_objects(
@@ -843,12 +834,11 @@ def action_items(request):
     # The counts and the ordered ids (every page's) cost tens of milliseconds once drafts and restricted
     # incidents must be hidden: kept per person, choice and state of the data (postmortems/caching.py).
     # The rows themselves, with who may update them, are read afresh.
-    key = caching.Snapshot(user).key("action-items", (user.pk, sorted(chosen.items()), today))
-    found = None if "no-cache" in request.headers.get("Cache-Control", "") else cache.get(key)
-    if found is None:
-        found = followthrough.figures(scoped, today), paginator.ids
-        cache.set(key, found, caching.CACHE_SECONDS)
-    figures, paginator.ids = found
+    figures, paginator.ids = caching.cached(
+        request,
+        caching.Snapshot(user).key("action-items", (user.pk, sorted(chosen.items()), today)),
+        lambda: (followthrough.figures(scoped, today), paginator.ids),
+    )
     page = paginator.get_page(request.GET.get("page"))
     context = {
         "form": form,
