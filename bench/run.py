@@ -213,12 +213,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--user", default="bench")
     parser.add_argument("--password", default="bench-password")
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="TEXT", help="measure only pages whose name has TEXT"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     database_url = os.environ.get("DATABASE_URL") or DEFAULT_DB
     env = server_env(database_url)
     pages = pick_pages(env)
+    if args.only:  # the trivial view stays: the table's ceiling
+        pages = pages[:1] + [page for page in pages[1:] if any(text in page[0] for text in args.only)]
     port = args.port or free_port()
     server = start_gunicorn(env, port, args.workers)
     base = f"http://127.0.0.1:{port}"

@@ -167,7 +167,7 @@ class Snapshot:
             return published.none()
         if self.restricted is None:
             return published
-        return published.filter(Q(visibility=Visibility.NORMAL) | Q(pk__in=self.restricted))
+        return published.filter(Q(visibility=Visibility.NORMAL) | Q(pk__any_of=self.restricted))
 
     def key(self, prefix: str, parts) -> str:
         """A cache key for a result that depends on `parts` (what was asked), on what the user may see and

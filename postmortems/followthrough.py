@@ -40,6 +40,7 @@ from postmortems.models import (
     Priority,
     Status,
 )
+from postmortems.search import CappedPaginator
 
 DUE_SOON_DAYS = 7
 
@@ -162,6 +163,27 @@ def urgency_order(
     if not one_status:
         order.insert(0, FINISHED_LAST)
     return items.annotate(urgency=urgency(today)).order_by(*order)
+
+
+def listing(
+    user: User, *, scope: str, status: str, priority: str, overdue: bool, today: dt.date
+) -> tuple[Figures, list[int]]:
+    """What /action-items/ shows of the items in `user`'s `scope` for one choice of filters: the counts
+    and deadline table of the whole scope, and the ids of the chosen items in urgency order (at most
+    search.COUNT_CAP + 1: every page's, and whether there are more). `status`: one of them, "unfinished"
+    or "any"."""
+    scoped = in_scope(user, scope)
+    items = scoped
+    if status == "unfinished":
+        items = items.unfinished()
+    elif status != "any":
+        items = items.filter(status=status)
+    if priority:
+        items = items.filter(priority=priority)
+    if overdue:
+        items = items.overdue(today)
+    ordered = urgency_order(items, today, one_status=status not in ("unfinished", "any"))
+    return figures(scoped, today), CappedPaginator(ordered, 1).ids
 
 
 # What a row of /action-items/ shows and what ActionItem.can_update reads: not the incident's long

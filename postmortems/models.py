@@ -6,10 +6,11 @@ import zoneinfo
 from datetime import date, timedelta
 
 from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
-from django.core.exceptions import ValidationError
-from django.db import models
+from django.core.exceptions import EmptyResultSet, ValidationError
+from django.db import connections, models
 from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
@@ -37,8 +38,56 @@ class Visibility(models.TextChoices):
     RESTRICTED = "restricted", "Restricted to its people and teams"
 
 
+_STATUS_BADGES = {Status.PUBLISHED: "text-bg-success", Status.IN_REVIEW: "text-bg-warning"}
+
 # Published with normal visibility: everyone may see it. Most incidents are; the others are few.
 PUBLIC = Q(status=Status.PUBLISHED, visibility=Visibility.NORMAL)
+
+
+@models.BigAutoField.register_lookup
+class AnyOf(models.Lookup):
+    """`pk__any_of=[ids]`: `IN (…)` whose list is one array parameter on PostgreSQL (`= ANY(%s)`).
+
+    The restricted incidents someone may see can be hundreds of ids; as `pk__in` each is a parameter that
+    the ORM and the driver prepare one by one on every list query (a few ms), and PostgreSQL plans such a
+    long literal list worse than an array (a tag page: 40 ms instead of 17).
+    """
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        ids = [int(pk) for pk in self.rhs]
+        if not ids:
+            raise EmptyResultSet
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"{lhs} IN ({', '.join(['%s'] * len(ids))})", (*params, *ids)
+
+    def as_postgresql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        if hasattr(self.rhs, "resolve_expression"):  # ArraySubquery: the ids a query finds
+            rhs, rhs_params = self.process_rhs(compiler, connection)
+            return f"{lhs} = ANY({rhs})", (*params, *rhs_params)
+        return f"{lhs} = ANY(%s::bigint[])", (*params, [int(pk) for pk in self.rhs])
+
+
+# A tag on fewer incidents than this is filtered through its own rows (IncidentQuerySet.with_tags).
+FEW_TAGGED = 5_000
+
+
+def _tag_sizes(slugs: list[str], content_type_id: int) -> dict[int, int]:
+    """{tag id: how many incidents carry it, counted up to FEW_TAGGED} of the tags with these slugs."""
+    from taggit.models import Tag, TaggedItem
+
+    tags, items = Tag._meta.db_table, TaggedItem._meta.db_table
+    sql = (
+        f"SELECT t.id, (SELECT count(*) FROM (SELECT 1 FROM {items} AS ti WHERE ti.tag_id = t.id "
+        f"AND ti.content_type_id = %s LIMIT %s) AS few) FROM {tags} AS t "
+        f"WHERE t.slug IN ({', '.join(['%s'] * len(slugs))})"
+    )
+    with connections[Tag.objects.db].cursor() as cursor:
+        cursor.execute(sql, [content_type_id, FEW_TAGGED, *slugs])
+        return dict(cursor.fetchall())
 
 
 class IncidentQuerySet(models.QuerySet):
@@ -78,23 +127,34 @@ class IncidentQuerySet(models.QuerySet):
         return self.exclude(status=Status.PUBLISHED).filter(pk__in=owned.union(coauthored))
 
     def with_tags(self, slugs) -> IncidentQuerySet:
-        """Incidents carrying every one of the tags (AND): one EXISTS per tag, on the tag's id.
+        """Incidents carrying every one of the tags (AND).
 
-        The ids are looked up first (one query): with the id as a constant PostgreSQL knows how common
-        each tag is; joined through the slug it guessed 1,000 rows for a tag on 31,000 and took a second.
+        The tags' ids are looked up first, with how many incidents carry each (counted up to FEW_TAGGED),
+        in one query: with the id as a constant PostgreSQL knows how common each tag is; joined through
+        the slug it guessed 1,000 rows for a tag on 31,000 and took a second. Then:
+        - a tag on fewer than FEW_TAGGED incidents (on PostgreSQL): its incidents are read through the
+          tag, by id (`id = ANY(ARRAY(…))`): 16 ms for a tag on 3,800 of 100,000 incidents, where the
+          planner's hash join of every published incident took 40;
+        - the other tags, one EXISTS each: walking the incidents newest first and testing each, the best
+          plan for common tags (a tag on 33,000: 19 ms, against 92 through the tag).
         """
         from django.contrib.contenttypes.models import ContentType
-        from taggit.models import Tag, TaggedItem
+        from taggit.models import TaggedItem
 
         slugs = list(dict.fromkeys(slugs))
         if not slugs:
             return self
-        ids = list(Tag.objects.filter(slug__in=slugs).values_list("pk", flat=True))
-        if len(ids) < len(slugs):
-            return self.none()
         content_type = ContentType.objects.get_for_model(Incident)
+        sizes = _tag_sizes(slugs, content_type.pk)
+        if len(sizes) < len(slugs):
+            return self.none()
         qs = self
-        for tag_id in ids:
+        rarest = min(sizes, key=sizes.get)
+        if sizes[rarest] < FEW_TAGGED and connections[self.db].vendor == "postgresql":
+            tagged = TaggedItem.objects.filter(content_type=content_type, tag_id=rarest).values("object_id")
+            qs = qs.filter(pk__any_of=ArraySubquery(tagged))
+            del sizes[rarest]
+        for tag_id in sizes:
             tagged = TaggedItem.objects.filter(
                 content_type=content_type, object_id=OuterRef("pk"), tag_id=tag_id
             )
@@ -274,6 +334,11 @@ class Incident(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("postmortems:detail", args=[self.pk])
+
+    @property
+    def status_badge_class(self) -> str:
+        """The Bootstrap colour of its status badge (includes/_status_badge.html and the *.jinja rows)."""
+        return _STATUS_BADGES.get(self.status, "text-bg-secondary")
 
     @property
     def is_public(self) -> bool:
@@ -470,6 +535,13 @@ class ActionItemStatus(models.TextChoices):
     WONT_DO = "wont_do", "Won’t do"
 
 
+_ACTION_STATUS_BADGES = {
+    ActionItemStatus.DONE: "text-bg-success",
+    ActionItemStatus.IN_PROGRESS: "text-bg-primary",
+    ActionItemStatus.WONT_DO: "text-bg-secondary",
+}
+
+
 def default_due_date(priority: str, *, start: date | None = None) -> date | None:
     """The deadline policy: `ACTION_ITEM_SLO_DAYS[priority]` days from `start` (default today); None
     without a priority."""
@@ -596,6 +668,11 @@ class ActionItem(models.Model):
 
     def get_absolute_url(self) -> str:
         return self.incident.get_absolute_url() + f"#action-{self.pk}"
+
+    @property
+    def status_badge_class(self) -> str:
+        """The Bootstrap colour of its status badge (_action_item_status_badge.html and the *.jinja rows)."""
+        return _ACTION_STATUS_BADGES.get(self.status, "text-bg-light border")
 
     @property
     def is_closed(self) -> bool:

@@ -30,6 +30,7 @@ from postmortems.followthrough_forms import (
     ActionItemFilterForm,
     ActionItemUpdateForm,
     InsightsFilterForm,
+    shown_fields,
 )
 from postmortems.forms import (
     CommentForm,
@@ -106,10 +107,10 @@ class IncidentListView(ListView):
         context["chips"] = self.form.chips(tag_names)
         context["active_tags"] = slugs
         context["query"] = self.form.cleaned_data.get("q", "")
-        context["results"] = self.results(context["query"])
+        context["results"] = self.results(context["query"], narrowed=bool(context["chips"]))
         return context
 
-    def results(self, query: str) -> str:
+    def results(self, query: str, *, narrowed: bool) -> str:
         """The count, the page of rows and the page links, as HTML: the same search by someone who sees
         the same incidents gets it from the cache until the data changes (postmortems/caching.py); a
         hard reload (Cache-Control: no-cache) computes it afresh."""
@@ -117,11 +118,16 @@ class IncidentListView(ListView):
         html = caching.cached(
             request,
             self.snapshot.key("list", (request.path, sorted(request.GET.lists()))),
-            lambda: render_to_string("postmortems/_results.html", self.page_context(query), request=request),
+            lambda: render_to_string(
+                "postmortems/_results.jinja",
+                self.page_context(query, narrowed),
+                request=request,
+                using="jinja2",
+            ),
         )
         return mark_safe(html)  # rendered by the template engine, which escaped it
 
-    def page_context(self, query: str) -> dict:
+    def page_context(self, query: str, narrowed: bool) -> dict:
         queryset = self.form.filter(self.snapshot.published())
         paginator, page, object_list, is_paginated = self.paginate_queryset(queryset, self.paginate_by)
         for incident in object_list:
@@ -137,6 +143,7 @@ class IncidentListView(ListView):
             "incidents": object_list,
             "form": self.form,
             "query": query,
+            "narrowed": narrowed,
             "ranked": bool(query) and search.uses_full_text(),
             "rank_candidates": search.RANK_CANDIDATES,
         }
@@ -816,30 +823,30 @@ def action_items(request):
         "priority": "",
         "overdue": False,
     } | form.cleaned_data
-    scoped = followthrough.in_scope(user, chosen["scope"])
-    items = scoped
-    if chosen["status"] == "unfinished":
-        items = items.unfinished()
-    elif chosen["status"] != "any":
-        items = items.filter(status=chosen["status"])
-    if chosen["priority"]:
-        items = items.filter(priority=chosen["priority"])
-    if chosen["overdue"]:
-        items = items.overdue(today)
-    paginator = search.CappedPaginator(
-        followthrough.urgency_order(items, today, one_status=chosen["status"] not in ("unfinished", "any")),
-        ACTION_ITEMS_PER_PAGE,
-        load_rows=lambda ids: followthrough.page_rows(ids, user=user, today=today),
-    )
+
     # The counts and the ordered ids (every page's) cost tens of milliseconds once drafts and restricted
     # incidents must be hidden: kept per person, choice and state of the data (postmortems/caching.py).
     # The rows themselves, with who may update them, are read afresh.
-    figures, paginator.ids = caching.cached(
+    figures, ids = caching.cached(
         request,
         caching.Snapshot(user).key("action-items", (user.pk, sorted(chosen.items()), today)),
-        lambda: (followthrough.figures(scoped, today), paginator.ids),
+        lambda: followthrough.listing(user, today=today, **chosen),
     )
+    paginator = search.CappedPaginator(
+        ids, ACTION_ITEMS_PER_PAGE, load_rows=lambda ids: followthrough.page_rows(ids, user=user, today=today)
+    )
+    paginator.ids = ids
     page = paginator.get_page(request.GET.get("page"))
+    soon = today + timedelta(days=followthrough.DUE_SOON_DAYS)
+    for item in page.object_list:
+        if item.may_update:
+            item.form = shown_fields(item, next_url=f"{request.get_full_path()}#item-{item.pk}")
+    rows = render_to_string(
+        "postmortems/_action_item_rows.jinja",
+        {"items": page.object_list, "today": today, "soon": soon},
+        request,
+        using="jinja2",
+    )
     context = {
         "form": form,
         "chosen": chosen,
@@ -850,7 +857,7 @@ def action_items(request):
         "slo": figures.slo,
         "exact_limit": followthrough.EXACT_LIMIT,
         "today": today,
-        "soon": today + timedelta(days=followthrough.DUE_SOON_DAYS),
+        "rows": mark_safe(rows),  # escaped by Jinja2
     }
     return TemplateResponse(request, "postmortems/action_items.html", context)
 

@@ -1,50 +1,26 @@
 from django import template
+from django.template.loader import get_template
+from django.utils.safestring import mark_safe
 
-from postmortems.followthrough_forms import ActionItemUpdateForm
+from postmortems.followthrough_forms import shown_fields
 
 register = template.Library()
 
 
-@register.inclusion_tag("postmortems/_action_item_form.html", takes_context=True)
+@register.simple_tag(takes_context=True)
 def action_item_form(context, item, anchor: str = "action", form=None):
-    """The small status/backlog-link form of one action item, for those who may update it (works without
-    JavaScript: it posts to the item's own page, which returns to `next`)."""
+    """The small status/backlog-link form of one action item (_action_item_form.jinja), for those who may
+    update it; `form`: a bound form to show again with its errors, on the item's own page, where the view
+    has asked already. Works without JavaScript: it posts to the item's page, which returns to `next`."""
     request = context["request"]
-    # /action-items/ loads its rows with the answer for the user viewing them (followthrough.page_rows).
-    may_update = item.may_update if hasattr(item, "may_update") else item.can_update(request.user)
-    if not may_update:
-        return {"show": False}
     if form is None:
-        form = _unbound_form(item, next_url=f"{request.get_full_path()}#{anchor}-{item.pk}")
-    return {"show": True, "item": item, "form": form, "csrf_token": context.get("csrf_token")}
-
-
-_FIELDS = ActionItemUpdateForm.base_fields
-
-
-def _unbound_form(item, *, next_url: str) -> dict:
-    """What _action_item_form.html reads of the item's unbound ActionItemUpdateForm, as that form would say
-    it: names, ids and initial values. A list shows 25 such forms; building real ones (deep-copying their
-    fields, rendering the hidden widget) took a third of the page's render time."""
-    prefix = f"item-{item.pk}"
-    initial = {
-        "status": item.status,
-        "backlog_link": item.backlog_link,
-        "wont_do_reason": item.wont_do_reason,
-        "next": next_url,
-    }
-    form = {
-        name: {
-            "html_name": f"{prefix}-{name}",
-            "id_for_label": f"id_{prefix}-{name}",
-            "value": value,
-            "errors": (),
-            "field": _FIELDS[name],
-        }
-        for name, value in initial.items()
-    }
-    form["non_field_errors"] = ()
-    return form
+        # /action-items/ loads its rows with the answer for the user viewing them (followthrough.page_rows).
+        may_update = item.may_update if hasattr(item, "may_update") else item.can_update(request.user)
+        if not may_update:
+            return ""
+    fields = shown_fields(item, form=form, next_url=f"{request.get_full_path()}#{anchor}-{item.pk}")
+    template = get_template("postmortems/_action_item_form.jinja", using="jinja2")
+    return mark_safe(template.render({"item": item, "form": fields}, request))  # Jinja2 escaped it
 
 
 @register.filter

@@ -61,10 +61,14 @@ def duration(value: timedelta | None) -> str:
     return format_seconds(value.total_seconds())
 
 
-@register.simple_tag(takes_context=True)
-def url_with(context, **changes):
+def query_with(request, **changes) -> str:
     """The current query string with some parameters replaced (for pagination links)."""
-    query = context["request"].GET.copy()
+    query = request.GET.copy()
     for key, value in changes.items():
         query[key] = value
     return "?" + query.urlencode()
+
+
+@register.simple_tag(takes_context=True)
+def url_with(context, **changes):
+    return query_with(context["request"], **changes)

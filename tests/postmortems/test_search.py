@@ -5,6 +5,7 @@ import re
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import Q
 from django.http import QueryDict
 from django.urls import reverse
 from taggit.models import Tag
@@ -150,6 +151,47 @@ def test_filters_combine_tags_severity_dates_owner_team_and_open_actions(client_
     assert "open=on" in chips["tag: dns"]
     assert "open" not in chips["has open action items"]
     assert "owner=olga" not in chips[f"owner: {owner}"]
+
+
+@pytest.mark.parametrize("few_tagged", [1, 5_000], ids=["every tag common", "tags read through"])
+def test_several_tags_are_an_and_however_common_each_tag_is(monkeypatch, few_tagged):
+    """A rare tag is read through its own rows, a common one tested per incident: the same answer."""
+    monkeypatch.setattr("postmortems.models.FEW_TAGGED", few_tagged)
+    both = IncidentFactory(title="Both", tags=["dns", "rare"])
+    IncidentFactory(title="Only common", tags=["dns"])
+    IncidentFactory(title="Only rare", tags=["rare"])
+    IncidentFactory(title="Neither", tags=["aws"])
+
+    assert list(Incident.objects.with_tags(["dns", "rare"])) == [both]
+    assert set(Incident.objects.with_tags(["rare"]).values_list("title", flat=True)) == {"Both", "Only rare"}
+    assert not Incident.objects.with_tags(["dns", "no-such-tag"]).exists()
+
+
+@pytest.mark.parametrize("restricted", [[], "theirs"])
+def test_restricted_ids_as_one_array_narrow_like_a_list(restricted):
+    member = UserFactory()
+    team = TeamFactory(members=[member])
+    theirs = IncidentFactory(title="Their restricted", visibility=Visibility.RESTRICTED, teams=[team])
+    IncidentFactory(title="Someone else's restricted", visibility=Visibility.RESTRICTED)
+    IncidentFactory(title="Everyone's")
+    ids = [theirs.pk] if restricted == "theirs" else []
+
+    shown = Incident.objects.published().filter(Q(visibility=Visibility.NORMAL) | Q(pk__any_of=ids))
+
+    expected = {"Everyone's"} | ({"Their restricted"} if ids else set())
+    assert set(shown.values_list("title", flat=True)) == expected
+    assert set(caching.Snapshot(member).published().values_list("title", flat=True)) == {
+        "Everyone's",
+        "Their restricted",
+    }
+
+
+def test_narrowing_that_matches_nothing_says_so(client_for):
+    IncidentFactory(title="Tagged dns", tags=["dns"])
+    IncidentFactory(title="Tagged aws", tags=["aws"])
+    content = client_for(UserFactory()).get("/postmortems/", {"tag": ["dns", "aws"]}).content.decode()
+    assert "No postmortem you can see matches" in content
+    assert "No published postmortems yet" not in content
 
 
 def test_tag_typed_by_name_narrows_like_its_slug(client_for):
