@@ -125,9 +125,10 @@ class Scope:
     CHOICES = [(MINE, "Mine"), (TEAM, "My teams’"), (ALL, "All I can see")]
 
 
-def in_scope(user: User, scope: str) -> ActionItemQuerySet:
-    """Action items of incidents `user` may see: their own, their teams' members', or all of them."""
-    items = ActionItem.objects.visible_to(user)
+def in_scope(user: User, scope: str, *, restricted_seen: list[int] | None = None) -> ActionItemQuerySet:
+    """Action items of incidents `user` may see: their own, their teams' members', or all of them.
+    `restricted_seen`: see Incident.hidden_from."""
+    items = ActionItem.objects.visible_to(user, restricted_seen=restricted_seen)
     if scope == Scope.MINE:
         return items.filter(owner=user)
     if scope == Scope.TEAM:
@@ -166,13 +167,20 @@ def urgency_order(
 
 
 def listing(
-    user: User, *, scope: str, status: str, priority: str, overdue: bool, today: dt.date
+    user: User,
+    *,
+    scope: str,
+    status: str,
+    priority: str,
+    overdue: bool,
+    today: dt.date,
+    restricted_seen: list[int] | None = None,
 ) -> tuple[Figures, list[int]]:
     """What /action-items/ shows of the items in `user`'s `scope` for one choice of filters: the counts
     and deadline table of the whole scope, and the ids of the chosen items in urgency order (at most
     search.COUNT_CAP + 1: every page's, and whether there are more). `status`: one of them, "unfinished"
-    or "any"."""
-    scoped = in_scope(user, scope)
+    or "any". `restricted_seen`: see Incident.hidden_from."""
+    scoped = in_scope(user, scope, restricted_seen=restricted_seen)
     items = scoped
     if status == "unfinished":
         items = items.unfinished()

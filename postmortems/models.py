@@ -44,9 +44,11 @@ _STATUS_BADGES = {Status.PUBLISHED: "text-bg-success", Status.IN_REVIEW: "text-b
 PUBLIC = Q(status=Status.PUBLISHED, visibility=Visibility.NORMAL)
 
 
+@models.ForeignKey.register_lookup
 @models.BigAutoField.register_lookup
 class AnyOf(models.Lookup):
-    """`pk__any_of=[ids]`: `IN (…)` whose list is one array parameter on PostgreSQL (`= ANY(%s)`).
+    """`pk__any_of=[ids]` (or `incident__any_of`): `IN (…)` whose list is one array parameter on
+    PostgreSQL (`= ANY(%s)`).
 
     The restricted incidents someone may see can be hundreds of ids; as `pk__in` each is a parameter that
     the ORM and the driver prepare one by one on every list query (a few ms), and PostgreSQL plans such a
@@ -106,15 +108,28 @@ class IncidentQuerySet(models.QuerySet):
         # the three subqueries.
         return self.filter(published | involved)
 
-    def hidden_from(self, user) -> IncidentQuerySet:
+    def hidden_from(self, user, *, restricted_seen: list[int] | None = None) -> IncidentQuerySet:
         """What `user` may not see: always among the few incidents that are not published with normal
-        visibility (a partial index holds those), so excluding these is cheaper than checking the rest."""
+        visibility (a partial index holds those), so excluding these is cheaper than checking the rest.
+
+        `restricted_seen`: the published restricted incidents `user` may see, where known
+        (caching.Snapshot keeps them). The rest is then only the user's own part in drafts, two index
+        lookups, instead of the visibility filter's subqueries on each of them (65 ms for 7,000)."""
         if not user.is_authenticated or not user.is_active:
             return self.all()
         if user.is_staff:
             return self.none()
-        visible = Incident.objects.visible_to(user).filter(pk=OuterRef("pk"))
-        return self.filter(~PUBLIC).filter(~Exists(visible))
+        if restricted_seen is None:
+            visible = Incident.objects.visible_to(user).filter(pk=OuterRef("pk"))
+            return self.filter(~PUBLIC).filter(~Exists(visible))
+        on_committee = Incident.committee.through.objects.filter(user=user).values("incident")
+        co_authoring = Incident.co_authors.through.objects.filter(user=user).values("incident")
+        return (
+            self.filter(~PUBLIC)
+            .exclude(owner=user)
+            .exclude(pk__any_of=restricted_seen)
+            .exclude(pk__in=on_committee.union(co_authoring))
+        )
 
     def published(self) -> IncidentQuerySet:
         return self.filter(status=Status.PUBLISHED)
@@ -300,8 +315,11 @@ class Incident(models.Model):
             models.Index(fields=["updated_at"], name="incident_updated_idx"),
             models.Index(fields=["status", "-incident_date", "-id"], name="incident_status_date_idx"),
             GinIndex(fields=["search_vector"], name="incident_search_vector_idx"),
-            # The incidents someone may not see are among these (IncidentQuerySet.hidden_from).
-            models.Index(fields=["id"], condition=~PUBLIC, name="incident_not_public_idx"),
+            # The incidents someone may not see are among these (IncidentQuerySet.hidden_from); with
+            # the owner, they are told apart from the index alone (7,000 of them: 17 ms -> 3 ms).
+            models.Index(
+                fields=["id"], include=["owner_id"], condition=~PUBLIC, name="incident_not_public_owner_idx"
+            ),
             # /insights/ reads its figures from this index alone, never from the wide rows (PostgreSQL).
             models.Index(
                 fields=["status", "incident_date"],
@@ -559,8 +577,8 @@ FINISHED_LAST = models.Case(
 
 
 class ActionItemQuerySet(models.QuerySet):
-    def visible_to(self, user) -> ActionItemQuerySet:
-        """Action items of the incidents `user` may see.
+    def visible_to(self, user, *, restricted_seen: list[int] | None = None) -> ActionItemQuerySet:
+        """Action items of the incidents `user` may see (`restricted_seen`: see Incident.hidden_from).
 
         Written as "not of an incident hidden from them": each item is checked against a small indexed
         set, where "of a visible incident" joined every item to its incident (200 ms at 300,000 items).
@@ -571,7 +589,8 @@ class ActionItemQuerySet(models.QuerySet):
             return self.none()
         if user.is_staff:
             return self.all()
-        return self.exclude(incident_id__in=Incident.objects.hidden_from(user).values("pk"))
+        hidden = Incident.objects.hidden_from(user, restricted_seen=restricted_seen)
+        return self.exclude(incident_id__in=hidden.values("pk"))
 
     def with_may_update(self, user) -> ActionItemQuerySet:
         """Each item with `may_update`: ActionItem.can_update(user) in SQL, for a page of rows (the method

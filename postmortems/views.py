@@ -827,10 +827,11 @@ def action_items(request):
     # The counts and the ordered ids (every page's) cost tens of milliseconds once drafts and restricted
     # incidents must be hidden: kept per person, choice and state of the data (postmortems/caching.py).
     # The rows themselves, with who may update them, are read afresh.
+    snapshot = caching.Snapshot(user)
     figures, ids = caching.cached(
         request,
-        caching.Snapshot(user).key("action-items", (user.pk, sorted(chosen.items()), today)),
-        lambda: followthrough.listing(user, today=today, **chosen),
+        snapshot.key("action-items", (user.pk, sorted(chosen.items()), today)),
+        lambda: followthrough.listing(user, today=today, restricted_seen=snapshot.restricted, **chosen),
     )
     paginator = search.CappedPaginator(
         ids, ACTION_ITEMS_PER_PAGE, load_rows=lambda ids: followthrough.page_rows(ids, user=user, today=today)
