@@ -1,6 +1,7 @@
 """Forms of the follow-through pages: updating an action item, filtering /action-items/ and /insights/."""
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django import forms
 from django.utils import timezone
@@ -39,11 +40,32 @@ class ActionItemUpdateForm(forms.Form):
         return cleaned
 
 
-def shown_fields(item, *, form: ActionItemUpdateForm | None = None, next_url: str = "") -> dict:
-    """What _action_item_form.jinja reads of an item's update form: each field's name, id, value, errors
-    and choices, and the form's own errors. `form`: a bound form to show again with its errors; without
-    it, the unbound form's initial values, read straight from the item: a list shows 25 such forms, and
-    building real ones (deep-copying their fields) took a third of the page's render time."""
+@dataclass(frozen=True)
+class ShownField:
+    html_name: str
+    id_for_label: str
+    value: str
+    errors: tuple | list = ()
+    choices: tuple | list = ()
+
+
+@dataclass(frozen=True)
+class ShownForm:
+    """What _action_item_form.jinja reads of an item's update form: plain attributes (Jinja2 tries an
+    attribute before a key, so a dict costs a raised AttributeError on every lookup)."""
+
+    status: ShownField
+    backlog_link: ShownField
+    wont_do_reason: ShownField
+    next: ShownField
+    non_field_errors: tuple | list = ()
+
+
+def shown_fields(item, *, form: ActionItemUpdateForm | None = None, next_url: str = "") -> ShownForm:
+    """An item's update form as _action_item_form.jinja shows it. `form`: a bound form to show again with
+    its errors; without it, the unbound form's initial values, read straight from the item: a list shows
+    25 such forms, and building real ones (deep-copying their fields) took a third of the page's render
+    time."""
     prefix = f"item-{item.pk}"
     if form is not None:
         fields = {name: (form[name].value(), form[name].errors) for name in ActionItemUpdateForm.base_fields}
@@ -58,17 +80,16 @@ def shown_fields(item, *, form: ActionItemUpdateForm | None = None, next_url: st
         fields = {name: (value, ()) for name, value in initial.items()}
         non_field_errors = ()
     shown = {
-        name: {
-            "html_name": f"{prefix}-{name}",
-            "id_for_label": f"id_{prefix}-{name}",
-            "value": "" if value is None else value,
-            "errors": errors,
-        }
+        name: ShownField(
+            html_name=f"{prefix}-{name}",
+            id_for_label=f"id_{prefix}-{name}",
+            value="" if value is None else value,
+            errors=errors,
+            choices=ActionItemStatus.choices if name == "status" else (),
+        )
         for name, (value, errors) in fields.items()
     }
-    shown["status"]["choices"] = ActionItemStatus.choices
-    shown["non_field_errors"] = non_field_errors
-    return shown
+    return ShownForm(**shown, non_field_errors=non_field_errors)
 
 
 STATUS_FILTERS = [
