@@ -7,7 +7,6 @@ would use, under the same names, so a row reads the same in either language.
 import datetime as dt
 
 from django.template.defaultfilters import pluralize, truncatechars
-from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince, timeuntil
@@ -42,7 +41,7 @@ def thousands(value) -> str:
 
 def environment(**options) -> Environment:
     env = Environment(**options)
-    env.globals.update(url=url, url_with=url_with, static=static)
+    env.globals.update(url=url, url_with=url_with)
     env.filters.update(
         markdown_inline=markdown_inline_filter,
         pluralize=pluralize,

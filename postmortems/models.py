@@ -10,7 +10,7 @@ from django.contrib.postgres.expressions import ArraySubquery
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import EmptyResultSet, ValidationError
-from django.db import connections, models
+from django.db import NotSupportedError, connections, models
 from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
@@ -44,11 +44,10 @@ _STATUS_BADGES = {Status.PUBLISHED: "text-bg-success", Status.IN_REVIEW: "text-b
 PUBLIC = Q(status=Status.PUBLISHED, visibility=Visibility.NORMAL)
 
 
-@models.ForeignKey.register_lookup
 @models.BigAutoField.register_lookup
 class AnyOf(models.Lookup):
-    """`pk__any_of=[ids]` (or `incident__any_of`): `IN (…)` whose list is one array parameter on
-    PostgreSQL (`= ANY(%s)`).
+    """`pk__any_of=[ids]`: `IN (…)` whose list is one array parameter on PostgreSQL (`= ANY(%s)`); there
+    also `pk__any_of=ArraySubquery(…)`, the ids a query finds.
 
     The restricted incidents someone may see can be hundreds of ids; as `pk__in` each is a parameter that
     the ORM and the driver prepare one by one on every list query (a few ms), and PostgreSQL plans such a
@@ -59,6 +58,8 @@ class AnyOf(models.Lookup):
     prepare_rhs = False
 
     def as_sql(self, compiler, connection):
+        if hasattr(self.rhs, "resolve_expression"):
+            raise NotSupportedError("pk__any_of with a subquery needs PostgreSQL; use pk__in elsewhere.")
         ids = [int(pk) for pk in self.rhs]
         if not ids:
             raise EmptyResultSet

@@ -18,7 +18,8 @@ def action_item_form(context, item, anchor: str = "action", form=None):
         may_update = item.may_update if hasattr(item, "may_update") else item.can_update(request.user)
         if not may_update:
             return ""
-    fields = shown_fields(item, form=form, next_url=f"{request.get_full_path()}#{anchor}-{item.pk}")
+    next_url = "" if form is not None else f"{request.get_full_path()}#{anchor}-{item.pk}"
+    fields = shown_fields(item, form=form, next_url=next_url)
     template = get_template("postmortems/_action_item_form.jinja", using="jinja2")
     return mark_safe(template.render({"item": item, "form": fields}, request))  # Jinja2 escaped it
 

@@ -92,7 +92,8 @@ def test_action_items_lists_mine_overdue_first_then_due_soonest(client_for, me):
     content = response.content.decode()
     assert "Someone else&#x27;s" not in content
     assert "Someone else's" not in content
-    assert "overdue 3" in content
+    assert "overdue 3\xa0days" in content
+    assert "due in 2\xa0days" in content
     assert response.context["counts"]["overdue"] == 1
     assert response.context["counts"]["due_soon"] == 1
     assert response.context["counts"]["done"] == 1
