@@ -258,7 +258,12 @@ def main() -> None:
         f"wrk, {args.connections} connections, {args.seconds} s each; gunicorn {args.workers} sync workers; "
         f"{os.cpu_count()} CPUs"
     )
-    header = f"| {'page':<34} | {'req/s':>7} | {'median ms':>9} | {'p95 ms':>7} | {'errors':>6} | target |"
+    # "of trivial": throughput as a share of the trivial view's on the same server, comparable between
+    # machines of different speed where the milliseconds are not.
+    header = (
+        f"| {'page':<34} | {'req/s':>7} | {'of trivial':>10} | {'median ms':>9} | {'p95 ms':>7} "
+        f"| {'errors':>6} | target |"
+    )
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
     for name, _path, r in rows:
@@ -269,7 +274,8 @@ def main() -> None:
             if name.startswith("list"):
                 ok = ok and r["rps"] >= ceiling / 10
             verdict = "met" if ok else "MISSED"
-        cells = f"{r['rps']:>7.0f} | {r['p50']:>9.1f} | {r['p95']:>7.1f} | {r['errors']:>6}"
+        share = f"{r['rps'] / ceiling:.2f}" if ceiling else "—"
+        cells = f"{r['rps']:>7.0f} | {share:>10} | {r['p50']:>9.1f} | {r['p95']:>7.1f} | {r['errors']:>6}"
         print(f"| {name:<34} | {cells} | {verdict:<6} |")
     print()
     for name, path, _ in rows:
