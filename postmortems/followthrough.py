@@ -199,6 +199,11 @@ def listing(
 ROW_FIELDS = (
     "title",
     "owner",
+    # What the owner's name is made of (User.__str__), not their password hash and sign-in times.
+    "owner__username",
+    "owner__display_name",
+    "owner__first_name",
+    "owner__last_name",
     "due_date",
     "priority",
     "backlog_link",

@@ -55,7 +55,10 @@ from postmortems.models import (
 # What a list row shows (the summary for the SQLite snippet): the long sections would make each row
 # several kilobytes, and every loaded timestamp costs parsing. A field read but not listed here costs a
 # query per row; the list's query-count tests catch that.
-LIST_FIELDS = ("title", "incident_date", "company", "severity", "status", "summary", "owner")
+LIST_FIELDS = (
+    *("title", "incident_date", "company", "severity", "status", "summary", "owner"),
+    *("owner__username", "owner__display_name", "owner__first_name", "owner__last_name"),  # User.__str__
+)
 
 
 class IncidentListView(ListView):
