@@ -7,12 +7,15 @@ fingerprint. A change the fingerprint cannot see (a deletion, a renamed tag, a p
 members, an edited comment) bumps a generation counter through signals. That counter lives in the cache, so
 several processes share it only through a shared cache (CACHE_URL): with the default per-process cache such
 a change can take up to CACHE_SECONDS to show in the other processes, as can a change made outside the ORM.
+The state of the data also carries a digest of the code and templates (CODE_VERSION): a deploy starts afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 from django.db.models import Q
@@ -34,6 +37,22 @@ from postmortems.models import (
     Visibility,
 )
 
+
+def _code_version() -> str:
+    """A digest of the code and templates that make what is cached (pickled rows, HTML): a deploy that
+    changes them must not be served the previous release's entries from a shared cache."""
+    root = Path(settings.BASE_DIR)
+    digest = hashlib.sha256()
+    for path in sorted(
+        [*root.glob("templates/**/*"), *root.glob("postmortems/**/*.py"), *root.glob("accounts/**/*.py")]
+    ):
+        if path.is_file():
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+CODE_VERSION = _code_version()
 GENERATION_KEY = "hindsight:generation"
 # What a change made outside the ORM (which neither the fingerprint nor the signals see) can leave behind.
 CACHE_SECONDS = 5 * 60
@@ -143,7 +162,7 @@ class Snapshot:
         self.user = user
         self.signed_in = user.is_authenticated and user.is_active
         fingerprint, teams = data_fingerprint(user if self.signed_in else None)
-        self.state = (fingerprint, generation())
+        self.state = (fingerprint, generation(), CODE_VERSION)
         self.restricted: list[int] | None = None  # staff see everything
         if not self.signed_in:
             self.restricted = []

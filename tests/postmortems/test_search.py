@@ -657,3 +657,29 @@ def test_tag_page_of_a_tag_only_on_hidden_incidents_is_not_found(client_for):
     assert client.get("/tags/topsecret/").status_code == 404
     assert client.get("/tags/draftonly/").status_code == 404
     assert client.get("/tags/public/").status_code == 200
+
+
+def test_cached_results_are_not_served_to_another_release(monkeypatch):
+    """A deploy that changes the code or templates must not be served the previous release's pages from a
+    shared cache (pickled rows of other fields, HTML of other markup)."""
+    user = UserFactory()
+    IncidentFactory(title="Listed once")
+    before = caching.Snapshot(user).key("list", "anything")
+    assert caching.Snapshot(user).key("list", "anything") == before  # same release, same data
+
+    monkeypatch.setattr(caching, "CODE_VERSION", "next-release")
+
+    assert caching.Snapshot(user).key("list", "anything") != before
+
+
+def test_code_version_follows_the_templates(settings, tmp_path):
+    settings.BASE_DIR = tmp_path
+    template = tmp_path / "templates" / "postmortems" / "_rows.jinja"
+    template.parent.mkdir(parents=True)
+    template.write_text("<li>{{ incident.title }}</li>")
+    first = caching._code_version()
+    assert caching._code_version() == first
+
+    template.write_text("<li class='row'>{{ incident.title }}</li>")
+
+    assert caching._code_version() != first
