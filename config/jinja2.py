@@ -29,11 +29,6 @@ def url(name: str, *args) -> str:
     return reverse(name, args=args or None)
 
 
-def url_with(request, **changes) -> str:
-    """Django's {% url_with %}: the current query string with some parameters replaced."""
-    return query_with(request, **changes)
-
-
 def thousands(value) -> str:
     """1000 as “1,000”, as Django's floatformat:"g" writes it."""
     return f"{int(value):,}"
@@ -41,7 +36,7 @@ def thousands(value) -> str:
 
 def environment(**options) -> Environment:
     env = Environment(**options)
-    env.globals.update(url=url, url_with=url_with)
+    env.globals.update(url=url, url_with=query_with)  # {% url_with %}: the query string, some parts replaced
     env.filters.update(
         markdown_inline=markdown_inline_filter,
         pluralize=pluralize,

@@ -50,8 +50,8 @@ class AnyOf(models.Lookup):
     also `pk__any_of=ArraySubquery(…)`, the ids a query finds.
 
     The restricted incidents someone may see can be hundreds of ids; as `pk__in` each is a parameter that
-    the ORM and the driver prepare one by one on every list query (a few ms), and PostgreSQL plans such a
-    long literal list worse than an array (a tag page: 40 ms instead of 17).
+    the ORM and the driver prepare one by one on every list query (a few ms), and PostgreSQL took longer
+    over the long literal list than over one array (a common word's id query: 21 ms, against 14).
     """
 
     lookup_name = "any_of"

@@ -683,3 +683,23 @@ def test_code_version_follows_the_templates(settings, tmp_path):
     template.write_text("<li class='row'>{{ incident.title }}</li>")
 
     assert caching._code_version() != first
+
+
+def test_list_pages_link_to_the_next_and_previous_page_keeping_the_search(client_for):
+    for i in range(25):
+        IncidentFactory(
+            title=f"Incident {i:02d}", tags=["dns"], incident_date=dt.date(2024, 1, 1) + dt.timedelta(i)
+        )
+    client = client_for(UserFactory())
+
+    first = client.get("/postmortems/", {"tag": "dns"}).content.decode()
+    second = client.get("/postmortems/", {"tag": "dns", "page": "2"}).content.decode()
+
+    assert "Page 1 of 2" in first
+    assert 'href="?tag=dns&amp;page=2">Older</a>' in first
+    assert "Incident 24" in first
+    assert "Incident 04" not in first
+    assert "Page 2 of 2" in second
+    assert 'href="?tag=dns&amp;page=1">Newer</a>' in second
+    assert "Incident 04" in second
+    assert "Incident 24" not in second
