@@ -457,15 +457,16 @@ class CappedPaginator(Paginator):
 
     One query reads the ids of those first COUNT_CAP + 1 rows, in order: it is the count, and every
     page's ids (a capped count makes page COUNT_CAP / per_page + 1 the last one). A page then loads
-    only its own rows by id with `load_rows(ids)` (default: the object list narrowed to them), so the
-    expensive filters and the sort run once, on ids, and wide rows and headlines are read 20 at a time.
+    only its own rows by id with `load_rows(ids)`, so the expensive filters and the sort run once, on
+    ids, and wide rows and headlines are read 20 at a time. Without `load_rows` a page's object list is
+    its ids: the caller loads the rows, or finds what it makes of them cached.
     """
 
     cap = COUNT_CAP
 
     def __init__(self, object_list, per_page, *args, load_rows=None, **kwargs):
         super().__init__(object_list, per_page, *args, **kwargs)
-        self.load_rows = load_rows or (lambda ids: self.object_list.filter(pk__in=ids))
+        self.load_rows = load_rows
 
     @cached_property
     def ids(self) -> list[int]:
@@ -486,6 +487,8 @@ class CappedPaginator(Paginator):
         if top + self.orphans >= self.count:
             top = self.count
         ids = self.ids[bottom:top]
+        if self.load_rows is None:
+            return self._get_page(ids, number, self)
         rows = {row.pk: row for row in self.load_rows(ids)} if ids else {}
         return self._get_page([rows[pk] for pk in ids if pk in rows], number, self)
 

@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.db.models import Exists, OuterRef, Prefetch, Q, Value, prefetch_related_objects
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.backends.utils import csrf_input
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -828,42 +829,58 @@ def action_items(request):
     } | form.cleaned_data
 
     # The counts and the ordered ids (every page's) cost tens of milliseconds once drafts and restricted
-    # incidents must be hidden: kept per person, choice and state of the data (postmortems/caching.py).
-    # The rows themselves, with who may update them, are read afresh.
+    # incidents must be hidden, and a page of rows with their forms about as much again: both are kept
+    # per person, choice and state of the data (postmortems/caching.py).
     snapshot = caching.Snapshot(user)
     figures, ids = caching.cached(
         request,
         snapshot.key("action-items", (user.pk, sorted(chosen.items()), today)),
         lambda: followthrough.listing(user, today=today, restricted_seen=snapshot.restricted, **chosen),
     )
-    paginator = search.CappedPaginator(
-        ids, ACTION_ITEMS_PER_PAGE, load_rows=lambda ids: followthrough.page_rows(ids, user=user, today=today)
-    )
+    paginator = search.CappedPaginator(ids, ACTION_ITEMS_PER_PAGE)
     paginator.ids = ids
-    page = paginator.get_page(request.GET.get("page"))
-    soon = today + timedelta(days=followthrough.DUE_SOON_DAYS)
-    for item in page.object_list:
-        if item.may_update:
-            item.form = shown_fields(item, next_url=f"{request.get_full_path()}#item-{item.pk}")
-    rows = render_to_string(
-        "postmortems/_action_item_rows.jinja",
-        {"items": page.object_list, "today": today, "soon": soon},
+    page = paginator.get_page(request.GET.get("page"))  # its object list: the page's ids
+    here = request.get_full_path()
+    rows = caching.cached(
         request,
-        using="jinja2",
+        snapshot.key("action-item-rows", (user.pk, here, page.number, today)),
+        lambda: _action_item_rows(page.object_list, user=user, today=today, next_url=here),
     )
     context = {
         "form": form,
         "chosen": chosen,
         "page_obj": page,
         "paginator": paginator,
-        "items": page.object_list,
         "counts": figures.counts,
         "slo": figures.slo,
         "exact_limit": followthrough.EXACT_LIMIT,
         "today": today,
-        "rows": mark_safe(rows),  # escaped by Jinja2
+        # Escaped by Jinja2; the session's CSRF token, masked once for every form of the page.
+        "rows": mark_safe(rows.replace(CSRF_MARK, csrf_input(request))),
     }
     return TemplateResponse(request, "postmortems/action_items.html", context)
+
+
+# Cached rows hold this mark where each form's CSRF token goes, since the token is the session's. Only the
+# template can write it: Jinja2 escapes every "<" a person typed, and Markdown's sanitiser drops comments.
+CSRF_MARK = "<!--csrf_input-->"
+
+
+def _action_item_rows(ids: list[int], *, user, today, next_url: str) -> str:
+    """One page of /action-items/ rows, in the order of `ids`, with an update form on each row `user`
+    may update (returning to `next_url`), as HTML with CSRF_MARK in place of the CSRF token."""
+    found = {item.pk: item for item in followthrough.page_rows(ids, user=user, today=today)}
+    items = [found[pk] for pk in ids if pk in found]
+    for item in items:
+        if item.may_update:
+            item.form = shown_fields(item, next_url=f"{next_url}#item-{item.pk}")
+    context = {
+        "items": items,
+        "today": today,
+        "soon": today + timedelta(days=followthrough.DUE_SOON_DAYS),
+        "csrf_input": mark_safe(CSRF_MARK),
+    }
+    return render_to_string("postmortems/_action_item_rows.jinja", context, using="jinja2")
 
 
 def action_item_update(request, pk: int):
