@@ -8,6 +8,12 @@ members, an edited comment) bumps a generation counter through signals. That cou
 several processes share it only through a shared cache (CACHE_URL): with the default per-process cache such
 a change can take up to CACHE_SECONDS to show in the other processes, as can a change made outside the ORM.
 The state of the data also carries a digest of the code and templates (CODE_VERSION): a deploy starts afresh.
+
+What shows only published incidents (lists, searches, tag pages, insights, the audience) is keyed by the
+state of the published ones alone (`Snapshot.published_key`): their latest save, and a second counter that
+signals bump only for a change that may touch a published incident (its parts, tags, action items and
+links, a publication or a reopening). A draft's autosave, every few seconds while someone writes, then
+leaves those pages cached; the detail page and /action-items/, which show drafts too, follow every change.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import hashlib
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Q
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
@@ -33,6 +40,7 @@ from postmortems.models import (
     IncidentQuerySet,
     Lesson,
     SignOff,
+    Status,
     TimelineEvent,
     Visibility,
 )
@@ -54,24 +62,28 @@ def _code_version() -> str:
 
 CODE_VERSION = _code_version()
 GENERATION_KEY = "hindsight:generation"
+PUBLISHED_GENERATION_KEY = "hindsight:generation:published"
 # What a change made outside the ORM (which neither the fingerprint nor the signals see) can leave behind.
 CACHE_SECONDS = 5 * 60
 
 
-def data_fingerprint(user=None) -> tuple[tuple, tuple[int, ...]]:
-    """(fingerprint, the ids of `user`'s teams) in one query. The fingerprint changes whenever an incident
-    or an action item is saved (every write path saves `updated_at`) or created, and whenever a sign-off,
-    a comment or an activity entry (every workflow step writes one) is added: index lookups, which every
-    process sees alike, where the generation counter is per process without a shared cache."""
+def data_fingerprint(user=None) -> tuple[tuple, object, tuple[int, ...]]:
+    """(fingerprint, published fingerprint, the ids of `user`'s teams) in one query. The fingerprint
+    changes whenever an incident or an action item is saved (every write path saves `updated_at`) or
+    created, and whenever a sign-off, a comment or an activity entry (every workflow step writes one) is
+    added: index lookups, which every process sees alike, where the generation counters are per process
+    without a shared cache. The published fingerprint (the latest save of a published incident) changes
+    with an edit or a publication, not with a draft's autosave."""
     incidents, items = Incident._meta.db_table, ActionItem._meta.db_table
     added = [model._meta.db_table for model in (SignOff, Comment, Activity)]
     connection = connections[Incident.objects.db]
     sql = (
-        f"SELECT (SELECT MAX(updated_at) FROM {incidents}), (SELECT MAX(id) FROM {incidents}), "
+        f"SELECT (SELECT MAX(updated_at) FROM {incidents} WHERE status = %s), "
+        f"(SELECT MAX(updated_at) FROM {incidents}), (SELECT MAX(id) FROM {incidents}), "
         f"(SELECT MAX(updated_at) FROM {items}), (SELECT MAX(id) FROM {items})"
         + "".join(f", (SELECT MAX(id) FROM {table})" for table in added)
     )
-    params = []
+    params = [Status.PUBLISHED.value]
     if user is not None:
         members = Team.members.through._meta.db_table
         postgres = connection.vendor == "postgresql"
@@ -81,17 +93,52 @@ def data_fingerprint(user=None) -> tuple[tuple, tuple[int, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
+    published, row = row[0], row[1:]
     if user is None:
-        return tuple(row), ()
-    return tuple(row[:-1]), tuple(sorted(int(team) for team in (row[-1] or "").split(",") if team))
+        return tuple(row), published, ()
+    return tuple(row[:-1]), published, tuple(sorted(int(team) for team in (row[-1] or "").split(",") if team))
+
+
+def generations() -> tuple[int, int]:
+    """(the generation of all the data, that of the published incidents) in one round trip."""
+    found = cache.get_many([GENERATION_KEY, PUBLISHED_GENERATION_KEY])
+    for key in (GENERATION_KEY, PUBLISHED_GENERATION_KEY):
+        if key not in found:
+            found[key] = cache.get_or_set(key, 0, None)
+    return found[GENERATION_KEY], found[PUBLISHED_GENERATION_KEY]
 
 
 def generation() -> int:
-    return cache.get_or_set(GENERATION_KEY, 0, None)
+    return generations()[0]
+
+
+def _bump(keys: tuple[str, ...]) -> None:
+    for key in keys:
+        try:
+            cache.incr(key)
+        except ValueError:  # not set yet, or evicted: any new value differs from what keys were built with
+            cache.set(key, 1, None)
+
+
+def bump(*, published: bool) -> None:
+    """A change the fingerprints cannot see; `published`: it may touch what a published incident shows
+    or who may see it. That one is bumped again when the transaction commits: the published fingerprint
+    does not see an incident leave "published" (a reopening), so a page computed in between, from the
+    data before the change, would otherwise be kept under the new generation. Every other change moves
+    the fingerprint when it commits."""
+    if not published:
+        _bump((GENERATION_KEY,))
+        return
+    keys = (GENERATION_KEY, PUBLISHED_GENERATION_KEY)
+    _bump(keys)
+    transaction.on_commit(lambda: _bump(keys))
 
 
 # What the detail page shows besides the incident's and its action items' own rows (postmortems/views.py).
 _SHOWN_WITH_AN_INCIDENT = (SignOff, Comment, Activity, TimelineEvent, ContributingFactor, Lesson, TaggedItem)
+# The parts of a published incident that its lists, search and insights read (and its tags, TaggedItem);
+# sign-offs, comments and activity are its history, shown on its own page.
+_SEARCHED_PARTS = (TimelineEvent, ContributingFactor, Lesson, ActionItem)
 _LINKS = (
     Incident.committee.through,
     Incident.co_authors.through,
@@ -100,33 +147,80 @@ _LINKS = (
     Lesson.action_items.through,
     Team.members.through,
 )
+# Links that decide who may see an incident, or what its lists show (its teams).
+_AUDIENCE_LINKS = (Incident.committee.through, Incident.co_authors.through, Incident.teams.through)
+
+
+def _may_be_published(incident: Incident | None, incident_id: int | None) -> bool:
+    """Whether the incident is published (or cannot be told): from the row in memory when it was read
+    with its status, else one query."""
+    if incident is not None and incident.__dict__.get("status") is not None:
+        return incident.status == Status.PUBLISHED
+    if incident_id is None:
+        return True
+    # Gone (a deletion cascading) is as unknown as published.
+    return not Incident.objects.filter(pk=incident_id).exclude(status=Status.PUBLISHED).exists()
+
+
+@receiver(post_save, sender=Incident)
+def _incident_saved(sender, instance, created, **kwargs) -> None:
+    """A save of a published incident, or of one read as published (a reopening), changes what lists
+    show; so may one whose status was never read. A draft's save changes the fingerprint only."""
+    now = instance.__dict__.get("status")
+    if now == Status.PUBLISHED or (
+        not created and getattr(instance, "loaded_status", None) in (None, Status.PUBLISHED)
+    ):
+        bump(published=True)
+
+
+def _part_changed(sender, instance, **kwargs) -> None:
+    """A part of an incident saved or deleted; a draft's (its autosave) leaves published pages cached."""
+    if sender is TaggedItem:
+        incident_id = instance.object_id if instance.content_type_id == _incident_type_id() else None
+        published = _may_be_published(None, incident_id)
+    elif sender in _SEARCHED_PARTS:
+        published = _may_be_published(instance._state.fields_cache.get("incident"), instance.incident_id)
+    else:
+        published = False
+    bump(published=published)
+
+
+def _incident_type_id() -> int:
+    return ContentType.objects.get_for_model(Incident).pk
 
 
 @receiver(post_delete, sender=Incident)
-@receiver(post_delete, sender=ActionItem)
 @receiver(post_save, sender=Tag)
 @receiver(post_delete, sender=Tag)
 @receiver(post_save, sender=User)
 @receiver(post_save, sender=Team)
 def _bump_generation(sender, update_fields=None, **kwargs) -> None:
-    """Changes the data fingerprint cannot see: sign-offs, comments, activity, an incident's parts and
-    links, a team's members (who decide whose items are "my team's"); cheap enough for their rarity."""
+    """Changes the fingerprints cannot see and that may touch anything: a deletion, a tag's or a
+    person's or a team's new name."""
     if sender is User and update_fields and set(update_fields) <= {"last_login", "password"}:
         return  # every sign-in saves the user; nothing shown changes
-    action = kwargs.get("action")  # m2m_changed: once, after the change
-    if action is not None and not action.startswith("post_"):
+    bump(published=True)
+
+
+def _links_changed(sender, instance, action, **kwargs) -> None:
+    """A team's members (who decide whose items are "my team's", and who sees a team's incidents), an
+    incident's committee, co-authors and teams (who may see it), an item's factors, a lesson's items."""
+    if not action.startswith("post_"):  # once, after the change
         return
-    try:
-        cache.incr(GENERATION_KEY)
-    except ValueError:  # not set yet, or evicted: any new value differs from what keys were built with
-        cache.set(GENERATION_KEY, 1, None)
+    if sender in _AUDIENCE_LINKS and isinstance(instance, Incident):
+        published = _may_be_published(instance, instance.pk)
+    else:
+        published = sender in _AUDIENCE_LINKS or sender is Team.members.through
+    bump(published=published)
 
 
-for _model in _SHOWN_WITH_AN_INCIDENT:
-    post_save.connect(_bump_generation, sender=_model, dispatch_uid=f"caching:save:{_model.__name__}")
-    post_delete.connect(_bump_generation, sender=_model, dispatch_uid=f"caching:delete:{_model.__name__}")
+# An action item's save moves the fingerprint, not the published one: its follow-through on a published
+# incident (the "has open action items" narrowing, insights) bumps the published generation.
+for _model in (*_SHOWN_WITH_AN_INCIDENT, ActionItem):
+    post_save.connect(_part_changed, sender=_model, dispatch_uid=f"caching:save:{_model.__name__}")
+    post_delete.connect(_part_changed, sender=_model, dispatch_uid=f"caching:delete:{_model.__name__}")
 for _through in _LINKS:
-    m2m_changed.connect(_bump_generation, sender=_through, dispatch_uid=f"caching:links:{_through.__name__}")
+    m2m_changed.connect(_links_changed, sender=_through, dispatch_uid=f"caching:links:{_through.__name__}")
 
 
 def wants_fresh(request) -> bool:
@@ -161,13 +255,15 @@ class Snapshot:
     def __init__(self, user):
         self.user = user
         self.signed_in = user.is_authenticated and user.is_active
-        fingerprint, teams = data_fingerprint(user if self.signed_in else None)
-        self.state = (fingerprint, generation(), CODE_VERSION)
+        fingerprint, published, teams = data_fingerprint(user if self.signed_in else None)
+        everything, published_generation = generations()
+        self.state = (fingerprint, everything, CODE_VERSION)
+        self.published_state = (published, published_generation, CODE_VERSION)
         self.restricted: list[int] | None = None  # staff see everything
         if not self.signed_in:
             self.restricted = []
         elif not user.is_staff:
-            key = "visible-restricted:" + _digest((user.pk, teams, self.state))
+            key = "visible-restricted:" + _digest((user.pk, teams, self.published_state))
             self.restricted = cache.get_or_set(key, self._visible_restricted, CACHE_SECONDS)
 
     def _visible_restricted(self) -> list[int]:
@@ -193,6 +289,7 @@ class Snapshot:
         on the state of the data."""
         return f"{prefix}:" + _digest((parts, self.audience, self.state))
 
-
-def key_for(prefix: str, user, parts) -> str:
-    return Snapshot(user).key(prefix, parts)
+    def published_key(self, prefix: str, parts) -> str:
+        """`key` for a result made of published incidents only (and what they carry): it outlives
+        changes to drafts."""
+        return f"{prefix}:" + _digest((parts, self.audience, self.published_state))

@@ -190,7 +190,7 @@ def figures(
     again and again between two changes. With `render`, its result (the figures as HTML) is cached with
     them under "html": drawing a ten-year page costs more than checking the cache."""
     filters = (date_from, date_to, tag, getattr(team, "pk", None), severity, today, render is not None)
-    key = caching.key_for("insights", user, filters)
+    key = caching.Snapshot(user).published_key("insights", filters)
 
     def compute() -> dict:
         incidents = incidents_for(

@@ -312,8 +312,13 @@ class Incident(models.Model):
     class Meta:
         ordering = ["-incident_date", "-id"]
         indexes = [
-            # caching.data_fingerprint reads the latest update from here, not from the rows.
+            # caching.data_fingerprint reads the latest updates from here, not from the rows.
             models.Index(fields=["updated_at"], name="incident_updated_idx"),
+            models.Index(
+                fields=["updated_at"],
+                condition=Q(status=Status.PUBLISHED),
+                name="incident_published_updated_idx",
+            ),
             models.Index(fields=["status", "-incident_date", "-id"], name="incident_status_date_idx"),
             GinIndex(fields=["search_vector"], name="incident_search_vector_idx"),
             # The incidents someone may not see are among these (IncidentQuerySet.hidden_from); with
@@ -353,6 +358,14 @@ class Incident(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("postmortems:detail", args=[self.pk])
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        incident = super().from_db(db, field_names, values)
+        # Whether it was published when read (None: not read), for caching: a save that takes it out of
+        # "published" changes what lists show, and a draft's autosave does not.
+        incident.loaded_status = incident.__dict__.get("status")
+        return incident
 
     @property
     def status_badge_class(self) -> str:

@@ -121,7 +121,7 @@ class IncidentListView(ListView):
         request = self.request
         html = caching.cached(
             request,
-            self.snapshot.key("list", (request.path, sorted(request.GET.lists()))),
+            self.snapshot.published_key("list", (request.path, sorted(request.GET.lists()))),
             lambda: render_to_string(
                 "postmortems/_results.jinja",
                 self.page_context(query, narrowed),
@@ -166,7 +166,7 @@ class TagIncidentListView(IncidentListView):
         )
         self.tag = caching.cached(
             self.request,
-            self.snapshot.key("tag", self.kwargs["slug"]),
+            self.snapshot.published_key("tag", self.kwargs["slug"]),
             lambda: get_object_or_404(Tag.objects.filter(Exists(seen)), slug=self.kwargs["slug"]),
         )
         data = self.request.GET.copy()

@@ -1,0 +1,140 @@
+"""postmortems/caching.py: what outlives a draft's autosave, and every change that must not."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from taggit.models import Tag
+
+from postmortems import caching, followthrough, workflow
+from postmortems.models import ActionItemStatus, Incident, Status, TimelineEvent, Visibility
+from tests.factories import (
+    ActionItemFactory,
+    IncidentFactory,
+    TeamFactory,
+    TimelineEventFactory,
+    UserFactory,
+)
+from tests.postmortems.test_forms import formset_data
+
+pytestmark = pytest.mark.django_db
+
+
+def listed(client, url="/postmortems/") -> str:
+    return client.get(url).content.decode().split('data-testid="result-count"')[1]
+
+
+def keys(user) -> tuple[str, str]:
+    snapshot = caching.Snapshot(user)
+    return snapshot.key("list", ()), snapshot.published_key("list", ())
+
+
+def test_a_drafts_autosave_leaves_published_pages_cached(client_for):
+    """While someone writes, their autosaves (the incident, its timeline rows, its activity line) change
+    what drafts show, not what lists of published incidents show: those stay cached."""
+    reader, author = UserFactory(), UserFactory()
+    IncidentFactory(title="Published long ago", tags=["dns"])
+    draft = IncidentFactory(owner=author, status=Status.DRAFT, time_zone="UTC")
+    everything, published = keys(reader)
+    reading = client_for(reader)
+    assert "Published long ago" in listed(reading)
+
+    writing = Client()
+    writing.force_login(author)
+    row = {"occurred_at": "2026-03-04T10:00", "zone": "UTC", "kind": "detection", "description": "Paged"}
+    data = formset_data("timeline", [row]) | {"expected_revision": str(draft.revision), "_autosave": "1"}
+    response = writing.post(reverse("postmortems:edit", args=[draft.pk, "timeline"]), data)
+    assert response.status_code == 200, response.content
+    assert TimelineEvent.objects.filter(incident=draft, description="Paged").exists()
+
+    after_everything, after_published = keys(reader)
+    assert after_everything != everything  # the draft's own pages follow its autosave
+    assert after_published == published  # lists, searches, tag pages and insights stay cached
+
+
+@pytest.mark.parametrize("how", ["reopened", "retitled", "restricted", "tagged", "timeline", "deleted"])
+def test_every_change_to_a_published_incident_reaches_cached_lists(client_for, how):
+    reader = UserFactory()
+    incident = IncidentFactory(title="Once published", tags=["dns"], summary="Nothing about pools")
+    IncidentFactory(title="Saved since", tags=["kubernetes"])  # the latest save of a published one
+    client = client_for(reader)
+    assert "Once published" in listed(client)
+    assert "Once published" in listed(client, "/tags/dns/")
+    assert "Once published" not in listed(client, "/postmortems/?tag=kubernetes")
+    before = keys(reader)[1]
+
+    if how == "reopened":
+        workflow.reopen(Incident.objects.get(pk=incident.pk), by=incident.owner, reason="Wrong root cause")
+        assert "Once published" not in listed(client)
+    elif how == "retitled":
+        incident = Incident.objects.get(pk=incident.pk)
+        incident.title = "Published and retitled"
+        incident.save()
+        assert "Published and retitled" in listed(client)
+    elif how == "restricted":
+        incident.visibility = Visibility.RESTRICTED
+        incident.save()
+        assert "Once published" not in listed(client)
+    elif how == "tagged":
+        Incident.objects.get(pk=incident.pk).tags.add("kubernetes")
+        assert "Once published" in listed(client, "/postmortems/?tag=kubernetes")
+    elif how == "timeline":
+        TimelineEventFactory(incident=Incident.objects.get(pk=incident.pk), description="pgbouncer saturated")
+    elif how == "deleted":
+        incident.delete()
+        assert "Once published" not in listed(client)
+    assert keys(reader)[1] != before
+
+
+def test_follow_through_on_a_published_incident_reaches_the_open_items_narrowing(client_for):
+    reader = UserFactory()
+    incident = IncidentFactory(title="With one open item")
+    item = ActionItemFactory(incident=incident, owner=incident.owner)
+    client = client_for(reader)
+    assert "With one open item" in listed(client, "/postmortems/?open=on")
+    followthrough.update_action_item(
+        item, by=incident.owner, status=ActionItemStatus.DONE, backlog_link="", wont_do_reason=""
+    )
+    assert "With one open item" not in listed(client, "/postmortems/?open=on")
+
+
+def test_who_may_see_a_published_incident_reaches_cached_lists(client_for):
+    reader = UserFactory()
+    incident = IncidentFactory(title="Team only", visibility=Visibility.RESTRICTED)
+    client = client_for(reader)
+    assert "Team only" not in listed(client)
+    incident.co_authors.add(reader)  # a link, not a save of the incident
+    assert "Team only" in listed(client)
+    incident.co_authors.remove(reader)
+    assert "Team only" not in listed(client)
+    team = TeamFactory(members=[reader])
+    incident.teams.add(team)
+    assert "Team only" in listed(client)
+
+
+def test_a_renamed_tag_reaches_cached_lists(client_for):
+    client = client_for(UserFactory())
+    IncidentFactory(title="Tagged", tags=["dns"])
+    assert "dns" in listed(client)
+    tag = Tag.objects.get(slug="dns")
+    tag.name = "Domain names"
+    tag.save()
+    assert "Domain names" in listed(client)
+
+
+def test_a_reopening_is_bumped_again_when_it_commits(django_capture_on_commit_callbacks):
+    """A page computed between the reopening and its commit read the incident as published: the
+    published generation moves again once the change is visible."""
+    incident = IncidentFactory()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        workflow.reopen(incident, by=incident.owner, reason="New evidence")
+    during = caching.generations()
+    for callback in callbacks:
+        callback()
+    assert caching.generations()[1] > during[1]
+
+
+def test_a_drafts_parts_are_told_from_memory_without_a_query(django_assert_num_queries):
+    draft = IncidentFactory(status=Status.DRAFT)
+    event = TimelineEventFactory.build(incident=draft)
+    with django_assert_num_queries(1):  # the insert; the draft is in memory, read with its status
+        event.save()
