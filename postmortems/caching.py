@@ -13,7 +13,8 @@ What shows only published incidents (lists, searches, tag pages, insights, the a
 state of the published ones alone (`Snapshot.published_key`): their latest save, and a second counter that
 signals bump only for a change that may touch a published incident (its parts, tags, action items and
 links, a publication or a reopening). A draft's autosave, every few seconds while someone writes, then
-leaves those pages cached; the detail page and /action-items/, which show drafts too, follow every change.
+leaves those pages cached, and a published incident's own page too (`cached_by_status`); a draft's page
+and /action-items/, which shows drafts' items, follow every change.
 """
 
 from __future__ import annotations
@@ -136,9 +137,6 @@ def bump(*, published: bool) -> None:
 
 # What the detail page shows besides the incident's and its action items' own rows (postmortems/views.py).
 _SHOWN_WITH_AN_INCIDENT = (SignOff, Comment, Activity, TimelineEvent, ContributingFactor, Lesson, TaggedItem)
-# The parts of a published incident that its lists, search and insights read (and its tags, TaggedItem);
-# sign-offs, comments and activity are its history, shown on its own page.
-_SEARCHED_PARTS = (TimelineEvent, ContributingFactor, Lesson, ActionItem)
 _LINKS = (
     Incident.committee.through,
     Incident.co_authors.through,
@@ -174,14 +172,13 @@ def _incident_saved(sender, instance, created, **kwargs) -> None:
 
 
 def _part_changed(sender, instance, **kwargs) -> None:
-    """A part of an incident saved or deleted; a draft's (its autosave) leaves published pages cached."""
+    """A part of an incident saved or deleted (a published one's: its follow-through, or an edit in the
+    admin); a draft's, as its autosave writes them, leaves published pages cached."""
     if sender is TaggedItem:
         incident_id = instance.object_id if instance.content_type_id == _incident_type_id() else None
         published = _may_be_published(None, incident_id)
-    elif sender in _SEARCHED_PARTS:
-        published = _may_be_published(instance._state.fields_cache.get("incident"), instance.incident_id)
     else:
-        published = False
+        published = _may_be_published(instance._state.fields_cache.get("incident"), instance.incident_id)
     bump(published=published)
 
 
@@ -235,6 +232,21 @@ def cached(request, key: str, compute):
     if value is None:
         value = compute()
         cache.set(key, value, CACHE_SECONDS)
+    return value
+
+
+def cached_by_status(request, snapshot: Snapshot, prefix: str, parts, compute, *, published):
+    """`cached` for a page of one incident, published or not: a published incident's page is kept under
+    `snapshot.published_key` (`published(value)` tells), so that drafts' autosaves leave it cached; a
+    draft's under `snapshot.key`, following every change. Both are looked for in one round trip."""
+    keys = [snapshot.published_key(prefix, parts), snapshot.key(prefix, parts)]
+    if not wants_fresh(request):
+        found = cache.get_many(keys)
+        for key in keys:
+            if key in found:
+                return found[key]
+    value = compute()
+    cache.set(keys[0] if published(value) else keys[1], value, CACHE_SECONDS)
     return value
 
 

@@ -247,8 +247,13 @@ class IncidentDetailView(DetailView):
         (edit, sign off, update an item) is still worked out for them on every request."""
         user = self.request.user
         snapshot = caching.Snapshot(user)
-        self.loaded = caching.cached(
-            self.request, snapshot.key("incident", self.kwargs["pk"]), lambda: self.load(self.kwargs["pk"])
+        self.loaded = caching.cached_by_status(
+            self.request,
+            snapshot,
+            "incident",
+            self.kwargs["pk"],
+            lambda: self.load(self.kwargs["pk"]),
+            published=lambda loaded: loaded["incident"].status == Status.PUBLISHED,
         )
         incident = self.loaded["incident"]
         if not incident.is_visible_to(user):  # one audience may hold drafts that only some of it may see

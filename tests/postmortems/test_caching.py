@@ -38,12 +38,7 @@ def test_a_drafts_autosave_leaves_published_pages_cached(client_for):
     reading = client_for(reader)
     assert "Published long ago" in listed(reading)
 
-    writing = Client()
-    writing.force_login(author)
-    row = {"occurred_at": "2026-03-04T10:00", "zone": "UTC", "kind": "detection", "description": "Paged"}
-    data = formset_data("timeline", [row]) | {"expected_revision": str(draft.revision), "_autosave": "1"}
-    response = writing.post(reverse("postmortems:edit", args=[draft.pk, "timeline"]), data)
-    assert response.status_code == 200, response.content
+    autosave_timeline(author, draft, "Paged")
     assert TimelineEvent.objects.filter(incident=draft, description="Paged").exists()
 
     after_everything, after_published = keys(reader)
@@ -138,3 +133,47 @@ def test_a_drafts_parts_are_told_from_memory_without_a_query(django_assert_num_q
     event = TimelineEventFactory.build(incident=draft)
     with django_assert_num_queries(1):  # the insert; the draft is in memory, read with its status
         event.save()
+
+
+def autosave_timeline(author, draft, description: str) -> None:
+    writing = Client()
+    writing.force_login(author)
+    row = {"occurred_at": "2026-03-04T10:00", "zone": "UTC", "kind": "detection", "description": description}
+    data = formset_data("timeline", [row]) | {"expected_revision": str(draft.revision), "_autosave": "1"}
+    response = writing.post(reverse("postmortems:edit", args=[draft.pk, "timeline"]), data)
+    assert response.status_code == 200, response.content
+    draft.refresh_from_db()
+
+
+def test_a_published_page_stays_cached_while_a_draft_is_written_and_a_draft_page_follows(
+    client_for, django_assert_max_num_queries
+):
+    reader, author = UserFactory(), UserFactory()
+    published = IncidentFactory(title="Read while others write")
+    draft = IncidentFactory(owner=author, status=Status.DRAFT, time_zone="UTC", title="Being written")
+    reading = client_for(reader)
+    reading.get(published.get_absolute_url())
+    own = Client()
+    own.force_login(author)
+    assert "First line" not in own.get(draft.get_absolute_url()).content.decode()
+
+    autosave_timeline(author, draft, "First line")
+    # Session, user, the fingerprint and what the reader may do: no incident, parts or related incidents.
+    with django_assert_max_num_queries(4):
+        page = reading.get(published.get_absolute_url()).content.decode()
+    assert "Read while others write" in page
+    assert "First line" in own.get(draft.get_absolute_url()).content.decode()
+
+
+def test_a_published_page_follows_its_follow_through_and_its_reopening(client_for):
+    reader = UserFactory()
+    incident = IncidentFactory(title="Followed through")
+    item = ActionItemFactory(incident=incident, owner=incident.owner, title="Add a canary")
+    client = client_for(reader)
+    assert 'class="action-status">Open' in client.get(incident.get_absolute_url()).content.decode()
+    followthrough.update_action_item(
+        item, by=incident.owner, status=ActionItemStatus.DONE, backlog_link="", wont_do_reason=""
+    )
+    assert 'class="action-status">Done' in client.get(incident.get_absolute_url()).content.decode()
+    workflow.reopen(Incident.objects.get(pk=incident.pk), by=incident.owner, reason="Wrong root cause")
+    assert client.get(incident.get_absolute_url()).status_code == 404  # a draft again: not the reader's
