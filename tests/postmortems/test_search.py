@@ -639,8 +639,11 @@ def test_tag_links_keep_the_search_and_add_the_tag_after_the_tags_in_force():
 
 def test_filter_selects_keep_the_choice_and_explain_a_bad_one(client_for):
     UserFactory(username="zed", display_name="Zed Zulu")
+    UserFactory(username="zed2", display_name="Zed <b>Two</b>")
     page = client_for(UserFactory()).get("/postmortems/", {"owner": "zed", "team": "nope"}).content.decode()
     assert '<option value="zed" selected>Zed Zulu</option>' in page
+    assert '<option value="zed2">Zed &lt;b&gt;Two&lt;/b&gt;</option>' in page
+    assert page.count(" selected>") == 1
     assert '<option value="">Anyone</option>' in page
     assert '<option value="" selected>Any team</option>' not in page
     assert 'aria-describedby="id_team_error"' in page
