@@ -177,3 +177,18 @@ def test_a_published_page_follows_its_follow_through_and_its_reopening(client_fo
     assert 'class="action-status">Done' in client.get(incident.get_absolute_url()).content.decode()
     workflow.reopen(Incident.objects.get(pk=incident.pk), by=incident.owner, reason="Wrong root cause")
     assert client.get(incident.get_absolute_url()).status_code == 404  # a draft again: not the reader's
+
+
+def test_my_drafts_box_follows_my_drafts(client_for):
+    me = UserFactory()
+    client = client_for(me)
+    IncidentFactory(title="Published")
+    assert "my-drafts-heading" not in client.get("/postmortems/").content.decode()
+    draft = IncidentFactory(owner=me, status=Status.DRAFT, title="Half written")
+    assert "Half written" in client.get("/postmortems/").content.decode()
+    draft.title = "Three quarters written"
+    draft.save()
+    assert "Three quarters written" in client.get("/postmortems/").content.decode()
+    other = IncidentFactory(status=Status.DRAFT, title="Someone else's")
+    other.co_authors.add(me)
+    assert "Someone else&#x27;s" in client.get("/postmortems/").content.decode()
