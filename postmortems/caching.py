@@ -239,7 +239,7 @@ def cached_by_status(request, snapshot: Snapshot, prefix: str, parts, compute, *
     """`cached` for a page of one incident, published or not: a published incident's page is kept under
     `snapshot.published_key` (`published(value)` tells), so that drafts' autosaves leave it cached; a
     draft's under `snapshot.key`, following every change. Both are looked for in one round trip."""
-    keys = [snapshot.published_key(prefix, parts), snapshot.key(prefix, parts)]
+    keys = [snapshot.published_key(prefix, parts), snapshot.key(prefix, parts)]  # as incident_key chooses
     if not wants_fresh(request):
         found = cache.get_many(keys)
         for key in keys:
@@ -305,3 +305,9 @@ class Snapshot:
         """`key` for a result made of published incidents only (and what they carry): it outlives
         changes to drafts."""
         return f"{prefix}:" + _digest((parts, self.audience, self.published_state))
+
+    def incident_key(self, prefix: str, parts, incident: Incident) -> str:
+        """The key for a result about one incident: `published_key` if it is published, else `key`."""
+        if incident.status == Status.PUBLISHED:
+            return self.published_key(prefix, parts)
+        return self.key(prefix, parts)

@@ -258,7 +258,7 @@ class IncidentDetailView(DetailView):
         for this audience and state of the data (postmortems/caching.py): what each person may do with it
         (edit, sign off, update an item) is still worked out for them on every request."""
         user = self.request.user
-        snapshot = caching.Snapshot(user)
+        self.snapshot = snapshot = caching.Snapshot(user)
         self.loaded = caching.cached_by_status(
             self.request,
             snapshot,
@@ -364,7 +364,23 @@ class IncidentDetailView(DetailView):
         add_review_context(context, self.request, incident, comments=self.loaded["comments"])
         context["related"] = self.loaded["related"]
         context["related_open_items"] = followthrough.related_open_items(incident, self.request.user)
+        context["body"] = self.body(context)
         return context
+
+    def body(self, context: dict) -> str | None:
+        """Sections 2 to 13 (_incident_body.html) as HTML, kept like the incident they show: they are most
+        of the page's template work. None where they hold a comment form, which is the person's own: the
+        page then draws them in place."""
+        if context["actions"].comment or "comment_form" in context:
+            return None
+        incident, request = self.object, self.request
+        time_zone = getattr(request.user, "time_zone", "")  # comments' times are shown in it
+        html = caching.cached(
+            request,
+            self.snapshot.incident_key("incident-body", (incident.pk, time_zone), incident),
+            lambda: render_to_string("postmortems/_incident_body.html", context, request),
+        )
+        return mark_safe(html)  # rendered by the template engine, which escaped it
 
 
 # --- the review workflow (postmortems/workflow.py does the work; these translate HTTP) ---------------------

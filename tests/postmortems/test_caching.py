@@ -1,12 +1,14 @@
 """postmortems/caching.py: what outlives a draft's autosave, and every change that must not."""
 
+import datetime as dt
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 from taggit.models import Tag
 
 from postmortems import caching, followthrough, workflow
-from postmortems.models import ActionItemStatus, Incident, Status, TimelineEvent, Visibility
+from postmortems.models import ActionItemStatus, Comment, Incident, Status, TimelineEvent, Visibility
 from tests.factories import (
     ActionItemFactory,
     IncidentFactory,
@@ -192,3 +194,26 @@ def test_my_drafts_box_follows_my_drafts(client_for):
     other = IncidentFactory(status=Status.DRAFT, title="Someone else's")
     other.co_authors.add(me)
     assert "Someone else&#x27;s" in client.get("/postmortems/").content.decode()
+
+
+def test_a_published_pages_sections_are_kept_per_time_zone(client_for):
+    """Sections 2 to 13 are kept as HTML; each time on them says when it was in the reader's zone too."""
+    started = dt.datetime(2026, 1, 15, 10, 0, tzinfo=dt.UTC)
+    incident = IncidentFactory(title="Read around the world", started_at=started)
+    comment = Comment.objects.create(
+        incident=incident, section="summary", author=incident.owner, text="Seen", revision=1
+    )
+    Comment.objects.filter(pk=comment.pk).update(created_at=started)
+    tokyo = UserFactory(time_zone="Asia/Tokyo")
+    berlin = UserFactory(time_zone="Europe/Berlin")
+    for reader, local in (
+        (tokyo, "2026-01-15 19:00 JST"),
+        (berlin, "2026-01-15 11:00 CET"),
+        (tokyo, "2026-01-15 19:00 JST"),
+    ):
+        page = client_for(reader).get(incident.get_absolute_url()).content.decode()
+        dates = page.split('id="incident-date"')[1].split("</table>")[0]
+        assert f"{local} in your zone ({reader.time_zone})" in dates
+        comments = page.split('id="comments-summary"')[1].split("</ul>")[0]
+        assert local[:-4] in comments
+        assert "Seen" in comments
