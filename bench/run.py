@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -29,6 +30,40 @@ LUA = Path(__file__).with_name("report.lua")
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/hindsight_bench"
 TARGET_P95_MS = 100
 NO_CACHE = {"Cache-Control": "no-cache"}
+# Pages also read at a person's pace (PACE requests a second, one at a time, for PACED_SECONDS), alone
+# and while someone writes a draft: WRITER autosaves its impact step, through the real view, every
+# AUTOSAVE_SECONDS (the editor autosaves 1.2 s after typing stops). Under wrk's hundreds of requests a
+# second an autosave empties the cache for one request in hundreds; at a person's pace, for one in a few.
+PACE = 3
+PACED_SECONDS = 20
+AUTOSAVE_SECONDS = 2
+PACED = ("list", "common-word search", "detail")
+WRITER = r"""
+import json, sys, time
+from django.test import Client
+from django.urls import reverse
+from postmortems.models import Incident, Status
+draft = Incident.objects.filter(status=Status.DRAFT).order_by("pk").first()
+client = Client()
+client.force_login(draft.owner)
+url = reverse("postmortems:edit", args=[draft.pk, "impact"])
+revision, saved = draft.revision, 0
+while True:
+    data = {
+        "summary": f"{draft.summary} (typed {saved})",
+        "supporting_data": draft.supporting_data,
+        "customer_impact": draft.customer_impact,
+        "impacted_customers": "" if draft.impacted_customers is None else str(draft.impacted_customers),
+        "expected_revision": str(revision),
+        "_autosave": "1",
+    }
+    response = client.post(url, data)
+    if response.status_code != 200:
+        sys.exit(f"autosave failed: {response.status_code} {response.content[:300]!r}")
+    revision, saved = json.loads(response.content)["revision"], saved + 1
+    print(saved, flush=True)
+    time.sleep(%(seconds)s)
+"""
 
 
 def server_env(database_url: str) -> dict[str, str]:
@@ -180,6 +215,46 @@ print(json.dumps({"tags": tags, "words": [w for w in words if w[1] <= 0.4 * tota
     ]
 
 
+def start_writer(env: dict[str, str]) -> subprocess.Popen:
+    """Someone writing a draft, in a process of its own (the same database and cache as the server)."""
+    writer = subprocess.Popen(
+        [sys.executable, "manage.py", "shell", "-c", WRITER % {"seconds": AUTOSAVE_SECONDS}],
+        cwd=ROOT,
+        env=env | {"ALLOWED_HOSTS": "testserver"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if not writer.stdout.readline():  # its first autosave, before anything is measured
+        sys.exit("the writer could not autosave")
+    return writer
+
+
+def stop_writer(writer: subprocess.Popen) -> int:
+    """Stop the writer; how many autosaves it made."""
+    writer.terminate()
+    output, _ = writer.communicate(timeout=20)
+    saves = output.split()
+    if not saves:
+        sys.exit("the writer made no autosave")
+    return int(saves[-1])
+
+
+def paced(base: str, cookie: str, path: str) -> dict:
+    """Latency of PACE requests a second, one at a time, for PACED_SECONDS: a person's pace, not a load."""
+    took = []
+    deadline = time.monotonic() + PACED_SECONDS
+    while time.monotonic() < deadline:
+        start = time.monotonic()
+        with urllib.request.urlopen(
+            urllib.request.Request(base + path, headers={"Cookie": cookie})
+        ) as response:
+            response.read()
+        took.append((time.monotonic() - start) * 1000)
+        time.sleep(max(0.0, 1 / PACE - (time.monotonic() - start)))
+    took.sort()
+    return {"n": len(took), "p50": statistics.median(took), "p95": took[round(0.95 * (len(took) - 1))]}
+
+
 def check(base: str, cookie: str, path: str, must_contain: str, headers: dict[str, str]) -> str | None:
     """Why the page is not what should be measured, or None."""
     request = urllib.request.Request(base + path, headers={"Cookie": cookie, **headers})
@@ -227,7 +302,7 @@ def main() -> None:
     port = args.port or free_port()
     server = start_gunicorn(env, port, args.workers)
     base = f"http://127.0.0.1:{port}"
-    rows = []
+    rows, paced_rows = [], []
     try:
         cookie = sign_in(base, args.user, args.password)
         for name, path, must_contain, headers in pages:
@@ -250,6 +325,17 @@ def main() -> None:
             )
             rows.append((name, path, result))
             print(f"  measured {name}", file=sys.stderr)
+        for name, path, _must_contain, headers in pages:
+            if name not in PACED or headers:
+                continue
+            alone = paced(base, cookie, path)
+            writer = start_writer(env)
+            try:
+                writing = paced(base, cookie, path)
+            finally:
+                autosaves = stop_writer(writer)
+            paced_rows.append((name, alone, writing, autosaves))
+            print(f"  measured {name} at a person's pace", file=sys.stderr)
     finally:
         stop(server)
     ceiling = rows[0][2]["rps"]
@@ -282,6 +368,19 @@ def main() -> None:
         if not name.endswith("uncached"):
             print(f"  {name}: {path}")
     print("  uncached: the same path with the header Cache-Control: no-cache")
+    if paced_rows:
+        print()
+        print(
+            f"At a person's pace ({PACE} requests a second, one at a time, {PACED_SECONDS} s), alone and "
+            f"while another process autosaves a draft every {AUTOSAVE_SECONDS} s through the real view:"
+        )
+        print("| page | requests | median ms | p95 ms | writing: median ms | writing: p95 ms | autosaves |")
+        print("|---|---|---|---|---|---|---|")
+        for name, alone, writing, autosaves in paced_rows:
+            print(
+                f"| {name} | {alone['n']} | {alone['p50']:.1f} | {alone['p95']:.1f} "
+                f"| {writing['p50']:.1f} | {writing['p95']:.1f} | {autosaves} |"
+            )
 
 
 if __name__ == "__main__":
