@@ -33,6 +33,7 @@ from taggit.models import Tag, TaggedItem
 
 from accounts.models import Team, User
 from postmortems.models import (
+    PUBLISHED_CHANGES,
     ActionItem,
     Activity,
     Comment,
@@ -73,18 +74,22 @@ def data_fingerprint(user=None) -> tuple[tuple, object, tuple[int, ...]]:
     changes whenever an incident or an action item is saved (every write path saves `updated_at`) or
     created, and whenever a sign-off, a comment or an activity entry (every workflow step writes one) is
     added: index lookups, which every process sees alike, where the generation counters are per process
-    without a shared cache. The published fingerprint (the latest save of a published incident) changes
-    with an edit or a publication, not with a draft's autosave."""
+    without a shared cache. The published fingerprint (the latest save of a published incident, the
+    newest publication, reopening or follow-through logged) changes with those, not with a draft's
+    autosave."""
     incidents, items = Incident._meta.db_table, ActionItem._meta.db_table
     added = [model._meta.db_table for model in (SignOff, Comment, Activity)]
     connection = connections[Incident.objects.db]
+    activity = Activity._meta.db_table
+    published_changes = ", ".join(["%s"] * len(PUBLISHED_CHANGES))
     sql = (
         f"SELECT (SELECT MAX(updated_at) FROM {incidents} WHERE status = %s), "
+        f"(SELECT MAX(id) FROM {activity} WHERE verb IN ({published_changes})), "
         f"(SELECT MAX(updated_at) FROM {incidents}), (SELECT MAX(id) FROM {incidents}), "
         f"(SELECT MAX(updated_at) FROM {items}), (SELECT MAX(id) FROM {items})"
         + "".join(f", (SELECT MAX(id) FROM {table})" for table in added)
     )
-    params = [Status.PUBLISHED.value]
+    params = [Status.PUBLISHED.value, *(verb.value for verb in PUBLISHED_CHANGES)]
     if user is not None:
         members = Team.members.through._meta.db_table
         postgres = connection.vendor == "postgresql"
@@ -94,7 +99,7 @@ def data_fingerprint(user=None) -> tuple[tuple, object, tuple[int, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    published, row = row[0], row[1:]
+    published, row = row[:2], row[2:]
     if user is None:
         return tuple(row), published, ()
     return tuple(row[:-1]), published, tuple(sorted(int(team) for team in (row[-1] or "").split(",") if team))
@@ -169,6 +174,7 @@ def _incident_saved(sender, instance, created, **kwargs) -> None:
         not created and getattr(instance, "loaded_status", None) in (None, Status.PUBLISHED)
     ):
         bump(published=True)
+    instance.loaded_status = now  # what the next save of this instance changes from
 
 
 def _part_changed(sender, instance, **kwargs) -> None:

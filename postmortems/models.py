@@ -362,7 +362,7 @@ class Incident(models.Model):
     @classmethod
     def from_db(cls, db, field_names, values):
         incident = super().from_db(db, field_names, values)
-        # Whether it was published when read (None: not read), for caching: a save that takes it out of
+        # Its status when read (None: not read) or last saved, for caching: a save that takes it out of
         # "published" changes what lists show, and a draft's autosave does not.
         incident.loaded_status = incident.__dict__.get("status")
         return incident
@@ -811,6 +811,10 @@ class ActivityVerb(models.TextChoices):
     IMPORTED = "imported", "imported"
 
 
+# What changes a published incident, or whether it is one: logged, so that every process sees it.
+PUBLISHED_CHANGES = [ActivityVerb.PUBLISHED, ActivityVerb.REOPENED, ActivityVerb.ACTION_ITEM_UPDATED]
+
+
 class Activity(models.Model):
     """Append-only: who did what to an incident, and when."""
 
@@ -834,6 +838,12 @@ class Activity(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "activities"
+        indexes = [
+            # caching.data_fingerprint: the newest entry that changed what a published incident shows.
+            models.Index(
+                fields=["id"], condition=Q(verb__in=PUBLISHED_CHANGES), name="activity_published_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         who = self.actor or "someone"

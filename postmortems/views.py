@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.text import slugify
@@ -895,8 +896,8 @@ def action_items(request):
 
 
 # Cached rows hold this mark where each form's CSRF token goes, since the token is the session's. Only the
-# template can write it: Jinja2 escapes every "<" a person typed, and Markdown's sanitiser drops comments.
-CSRF_MARK = "<!--csrf_input-->"
+# template can write it: it cannot be guessed without SECRET_KEY, and Jinja2 escapes every "<" typed.
+CSRF_MARK = f"<!--csrf_input {salted_hmac('hindsight.views.CSRF_MARK', 'csrf_input').hexdigest()}-->"
 
 
 def _action_item_rows(ids: list[int], *, user, today, next_url: str) -> str:

@@ -125,3 +125,29 @@ def test_sign_offs_are_read_only_in_the_admin(staff_client):
     assert response.status_code == 403
     sign_off.refresh_from_db()
     assert sign_off.decision == "approve"
+
+
+def test_moving_a_timeline_event_away_from_a_published_incident_reaches_its_cached_pages(staff_client):
+    """The admin may move a part to another incident: the published one it left changes too."""
+    from postmortems import caching
+    from postmortems.models import Status
+    from tests.factories import IncidentFactory
+
+    published = full_incident()
+    draft = IncidentFactory(status=Status.DRAFT)
+    event = published.timeline_events.first()
+    before = caching.generations()[1]
+    local = timezone.localtime(event.occurred_at)
+    response = staff_client.post(
+        reverse("admin:postmortems_timelineevent_change", args=[event.pk]),
+        {
+            "incident": draft.pk,
+            "occurred_at_0": f"{local:%Y-%m-%d}",
+            "occurred_at_1": f"{local:%H:%M:%S}",
+            "kind": event.kind,
+            "description": event.description,
+            "link": "",
+        },
+    )
+    assert response.status_code == 302
+    assert caching.generations()[1] > before

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from taggit.models import Tag
@@ -217,3 +218,18 @@ def test_a_published_pages_sections_are_kept_per_time_zone(client_for):
         comments = page.split('id="comments-summary"')[1].split("</ul>")[0]
         assert local[:-4] in comments
         assert "Seen" in comments
+
+
+def test_a_reopening_in_another_process_reaches_cached_lists(client_for):
+    """Without a shared cache each process has its own counters: what one process reopened, the others
+    see through the published fingerprint, which the reopening's activity entry moves."""
+    reader = UserFactory()
+    incident = IncidentFactory(title="Reopened elsewhere")
+    IncidentFactory(title="Saved since")  # the latest save of a published incident stays this one's
+    client = client_for(reader)
+    assert "Reopened elsewhere" in listed(client)
+    counters = caching.generations()
+    workflow.reopen(Incident.objects.get(pk=incident.pk), by=incident.owner, reason="Wrong root cause")
+    everything, published = counters  # as in a process whose cache never saw the bumps
+    cache.set_many({caching.GENERATION_KEY: everything, caching.PUBLISHED_GENERATION_KEY: published}, None)
+    assert "Reopened elsewhere" not in listed(client)
