@@ -25,6 +25,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
+from django.forms import BoundField
 from django.http import QueryDict
 from django.urls import reverse
 from django.utils.functional import cached_property
@@ -289,6 +290,37 @@ class SlugListField(forms.Field):
         return list(dict.fromkeys(slug for slug in (slugify(str(v)) for v in values) if slug))
 
 
+def select_options(bound: BoundField) -> SafeString:
+    """The <option>s of a select of people or teams (a ModelChoiceField), the empty choice first and the
+    chosen one selected.
+
+    Drawn here, not in a template: fifty people's options cost a millisecond in Django's template
+    language on every list page. They are cached briefly as HTML (users and teams change rarely), and
+    read with a plain fetch, where the field's own iterator opens a server-side cursor (three round
+    trips and a COUNT). Validating a given value still reads the database."""
+    field = bound.field
+    key = f"search:options-html:{type(bound.form).__name__}:{bound.name}"
+    drawn = cache.get(key)
+    if drawn is None:
+        objects = field.queryset
+        drawn = str(
+            format_html_join(
+                "",
+                '<option value="{}">{}</option>',
+                (
+                    (getattr(obj, field.to_field_name or "pk"), field.label_from_instance(obj))
+                    for obj in objects
+                ),
+            )
+        )
+        cache.set(key, drawn, OPTIONS_CACHE_SECONDS)
+    options = format_html('<option value="">{}</option>', field.empty_label) + mark_safe(drawn)
+    # Every value is escaped and written as value="…" once: marking the chosen one is a replacement.
+    current = bound.value()
+    chosen = format_html('<option value="{}">', "" if current is None else current)
+    return mark_safe(options.replace(chosen, chosen[:-1] + " selected>", 1))
+
+
 class SearchForm(forms.Form):
     """Everything a search can say, read from the query string; the URL holds the whole search."""
 
@@ -369,34 +401,6 @@ class SearchForm(forms.Form):
 
     # Rendering the select and checkbox widgets (a template per option) cost more than the rest of the
     # list page, so the template loops over these plain values instead.
-
-    def select_options(self, name: str) -> SafeString:
-        """The <option>s of the owner or team select, the empty choice first and the chosen one selected.
-
-        Drawn here, not in the template: fifty people's options cost a millisecond in Django's template
-        language on every list page. The options are cached briefly as HTML (users and teams change
-        rarely); validating a given value still reads the database."""
-        field = self.fields[name]
-        current = self[name].value()
-        current = "" if current is None else str(current)
-        key = f"search:options-html:{name}"
-        drawn = cache.get(key)
-        if drawn is None:
-            # A plain fetch: the field's own iterator opens a server-side cursor.
-            drawn = format_html_join(
-                "",
-                '<option value="{}">{}</option>',
-                (
-                    (getattr(obj, field.to_field_name), field.label_from_instance(obj))
-                    for obj in field.queryset
-                ),
-            )
-            cache.set(key, str(drawn), OPTIONS_CACHE_SECONDS)
-        empty = format_html('<option value="">{}</option>', field.empty_label)
-        options = empty + mark_safe(drawn)
-        # Every value is escaped and written as value="…" once: marking the chosen one is a replacement.
-        chosen = format_html('<option value="{}">', current)
-        return mark_safe(options.replace(chosen, chosen[:-1] + " selected>", 1))
 
     def severity_options(self) -> list[tuple[str, bool]]:
         """(value, checked) of every severity checkbox."""

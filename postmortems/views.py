@@ -114,8 +114,8 @@ class IncidentListView(ListView):
                 lambda: dict(Tag.objects.filter(slug__in=slugs).values_list("slug", "name")),
             )
         context["form"] = self.form
-        context["owner_options"] = self.form.select_options("owner")
-        context["team_options"] = self.form.select_options("team")
+        context["owner_options"] = search.select_options(self.form["owner"])
+        context["team_options"] = search.select_options(self.form["team"])
         context["severity_options"] = self.form.severity_options()
         context["chips"] = self.form.chips(tag_names)
         context["active_tags"] = slugs
@@ -995,6 +995,7 @@ def insights_view(request):
     )
     context = {
         "form": form,
+        "team_options": search.select_options(form["team"]),
         "start": start,
         "end": end,
         "recurring_tags": found["recurring_tags"],
