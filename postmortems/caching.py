@@ -20,6 +20,7 @@ and /action-items/, which shows drafts' items, follow every change.
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 from pathlib import Path
 
 from django.conf import settings
@@ -311,6 +312,27 @@ class Snapshot:
         """`key` for a result made of published incidents only (and what they carry): it outlives
         changes to drafts."""
         return f"{prefix}:" + _digest((parts, self.audience, self.published_state))
+
+    def involved_key(self, prefix: str, parts) -> str:
+        """`key` for a result made of published incidents and of the drafts the user has a part in (owner,
+        co-author, committee: the only drafts they may see): it outlives changes to other people's drafts.
+        One query more: those drafts' ids and latest saves (every write to a draft saves it, and a
+        follow-through on one moves the published fingerprint). Staff see every draft: `key`."""
+        if self.restricted is None or not self.signed_in:
+            return self.key(prefix, parts)
+        return f"{prefix}:" + _digest((parts, self.audience, self.published_state, self._own_drafts))
+
+    @cached_property
+    def _own_drafts(self) -> list[tuple]:
+        user = self.user
+        drafts = Incident.objects.exclude(status=Status.PUBLISHED)
+        owned = drafts.filter(owner=user).values("pk")
+        on_committee = Incident.committee.through.objects.filter(user=user).values("incident")
+        co_authoring = Incident.co_authors.through.objects.filter(user=user).values("incident")
+        # A union of three index lookups: written as an OR, PostgreSQL tested it on each of the 7,000
+        # incidents that are not public (8 ms instead of 0.04).
+        mine = drafts.filter(pk__in=owned.union(on_committee, co_authoring))
+        return list(mine.order_by("pk").values_list("pk", "updated_at"))
 
     def incident_key(self, prefix: str, parts, incident: Incident) -> str:
         """The key for a result about one incident: `published_key` if it is published, else `key`."""

@@ -867,11 +867,12 @@ def action_items(request):
 
     # The counts and the ordered ids (every page's) cost tens of milliseconds once drafts and restricted
     # incidents must be hidden, and a page of rows with their forms about as much again: both are kept
-    # per person, choice and state of the data (postmortems/caching.py).
+    # per person, choice and state of what they may see (postmortems/caching.py): published incidents
+    # and their own drafts, so that someone else's autosave leaves them cached.
     snapshot = caching.Snapshot(user)
     figures, ids = caching.cached(
         request,
-        snapshot.key("action-items", (user.pk, sorted(chosen.items()), today)),
+        snapshot.involved_key("action-items", (user.pk, sorted(chosen.items()), today)),
         lambda: followthrough.listing(user, today=today, restricted_seen=snapshot.restricted, **chosen),
     )
     paginator = search.CappedPaginator(ids, ACTION_ITEMS_PER_PAGE)
@@ -880,7 +881,7 @@ def action_items(request):
     here = request.get_full_path()
     rows = caching.cached(
         request,
-        snapshot.key("action-item-rows", (user.pk, here, page.number, today)),
+        snapshot.involved_key("action-item-rows", (user.pk, here, page.number, today)),
         lambda: _action_item_rows(page.object_list, user=user, today=today, next_url=here),
     )
     context = {

@@ -233,3 +233,38 @@ def test_a_reopening_in_another_process_reaches_cached_lists(client_for):
     everything, published = counters  # as in a process whose cache never saw the bumps
     cache.set_many({caching.GENERATION_KEY: everything, caching.PUBLISHED_GENERATION_KEY: published}, None)
     assert "Reopened elsewhere" not in listed(client)
+
+
+def test_someone_elses_autosave_leaves_my_action_items_cached_and_my_drafts_do_not(client_for):
+    me, stranger = UserFactory(), UserFactory()
+    ActionItemFactory(owner=me, incident=IncidentFactory(title="Published with my item"))
+    theirs = IncidentFactory(owner=stranger, status=Status.DRAFT, time_zone="UTC")
+    mine = IncidentFactory(owner=UserFactory(), status=Status.DRAFT, time_zone="UTC")
+    mine.co_authors.add(me)
+    ActionItemFactory(owner=me, incident=mine, title="Item on a draft I write")
+
+    def key():
+        return caching.Snapshot(me).involved_key("action-items", ())
+
+    before = key()
+    autosave_timeline(stranger, theirs, "Their words")
+    assert key() == before  # a draft I may not see
+    autosave_timeline(mine.owner, mine, "Words on my draft")
+    assert key() != before
+    page = client_for(me).get("/action-items/", {"scope": "all"}).content.decode()
+    assert "Item on a draft I write" in page
+
+
+def test_my_action_items_follow_the_drafts_i_join_and_their_follow_through(client_for):
+    me = UserFactory()
+    draft = IncidentFactory(status=Status.DRAFT, title="Not mine yet")
+    item = ActionItemFactory(incident=draft, owner=draft.owner, title="Their item")
+    client = client_for(me)
+    assert "Their item" not in client.get("/action-items/", {"scope": "all"}).content.decode()
+    draft.co_authors.add(me)  # a link, not a save of the draft
+    assert "Their item" in client.get("/action-items/", {"scope": "all"}).content.decode()
+    followthrough.update_action_item(
+        item, by=draft.owner, status=ActionItemStatus.DONE, backlog_link="", wont_do_reason=""
+    )
+    page = client.get("/action-items/", {"scope": "all"}).content.decode()
+    assert "Their item" not in page  # done leaves "open or in progress"
