@@ -80,3 +80,12 @@ def test_a_long_text_renders_whole_and_sanitised():
     assert html.startswith("<p><strong>start</strong></p>")
     assert "<strong>end</strong>" in html
     assert "onerror" not in html
+
+
+def test_a_link_title_keeps_its_angle_brackets_escaped():
+    """nh3 before 0.3.7 wrote "<" back raw inside an attribute: HTML cut into pieces around it (a cached
+    page's marks, say) must never see a tag there."""
+    html = render_markdown('[x](https://example.com "<!--mark--><img src=x onerror=alert(1)>")')
+    assert "<img" not in html
+    assert "<!--" not in html
+    assert 'title="&lt;!--mark--&gt;&lt;img src=x onerror=alert(1)&gt;"' in html
