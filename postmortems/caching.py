@@ -115,10 +115,6 @@ def generations() -> tuple[int, int]:
     return found[GENERATION_KEY], found[PUBLISHED_GENERATION_KEY]
 
 
-def generation() -> int:
-    return generations()[0]
-
-
 def _bump(keys: tuple[str, ...]) -> None:
     for key in keys:
         try:
