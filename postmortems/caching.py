@@ -309,6 +309,11 @@ class Snapshot:
         changes to drafts."""
         return f"{prefix}:" + _digest((parts, self.audience, self.published_state))
 
+    def public_key(self, prefix: str, parts) -> str:
+        """`published_key` for a result made of the published incidents of normal visibility alone, which
+        everyone sees: one entry for every audience."""
+        return f"{prefix}:" + _digest((parts, "public", self.published_state))
+
     def involved_key(self, prefix: str, parts) -> str:
         """`key` for a result made of published incidents and of the drafts the user has a part in (owner,
         co-author, committee: the only drafts they may see): it outlives changes to other people's drafts.

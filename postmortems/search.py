@@ -24,7 +24,6 @@ from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
-from django.db.models.functions import Lower
 from django.forms import BoundField
 from django.http import QueryDict
 from django.urls import reverse
@@ -509,18 +508,44 @@ class CappedPaginator(Paginator):
 # --- tags and related incidents -------------------------------------------------------------------
 
 
-def tag_counts(incidents: QuerySet, *, order: str = "count") -> QuerySet:
-    """Every tag carried by one of `incidents`, with how many of them carry it (most used first, or A–Z)."""
-    ordering = (Lower("name"),) if order == "name" else ("-num", Lower("name"))
-    return (
-        Tag.objects.filter(
-            taggit_taggeditem_items__content_type__app_label="postmortems",
-            taggit_taggeditem_items__content_type__model="incident",
-            taggit_taggeditem_items__object_id__in=incidents.order_by().values("pk"),
+@dataclass(frozen=True)
+class TagCount:
+    """A tag and how many incidents carry it (the tag index)."""
+
+    pk: int
+    name: str
+    slug: str
+    num: int
+
+
+def tag_counts(incidents: QuerySet) -> list[TagCount]:
+    """Every tag carried by one of `incidents`, with how many of them carry it: one GROUP BY over the
+    tagged items. `incidents` should be a cheap filter (published, a visibility, ids): PostgreSQL joins it
+    to every tagged item, 100 ms for 100,000 incidents, where the full visibility filter took 400."""
+    from django.contrib.contenttypes.models import ContentType
+
+    rows = (
+        TaggedItem.objects.filter(
+            content_type=ContentType.objects.get_for_model(Incident),
+            object_id__in=incidents.order_by().values("pk"),
         )
-        .annotate(num=Count("taggit_taggeditem_items"))
-        .order_by(*ordering)
+        .values_list("tag_id", "tag__name", "tag__slug")
+        .annotate(num=Count("pk"))
+        .order_by()
     )
+    return [TagCount(*row) for row in rows]
+
+
+def add_tag_counts(*parts: list[TagCount], order: str = "count") -> list[TagCount]:
+    """The counts of disjoint sets of incidents added up, most used first (or A–Z by name)."""
+    totals: dict[int, TagCount] = {}
+    for part in parts:
+        for tag in part:
+            seen = totals.get(tag.pk)
+            totals[tag.pk] = tag if seen is None else TagCount(tag.pk, tag.name, tag.slug, seen.num + tag.num)
+    if order == "name":
+        return sorted(totals.values(), key=lambda tag: (tag.name.lower(), tag.pk))
+    return sorted(totals.values(), key=lambda tag: (-tag.num, tag.name.lower(), tag.pk))
 
 
 def prefetch_tags(incidents: list[Incident]) -> None:

@@ -52,6 +52,7 @@ from postmortems.models import (
     Lesson,
     SignOff,
     Status,
+    Visibility,
 )
 
 # What a list row shows (the summary for the SQLite snippet): the long sections would make each row
@@ -204,17 +205,52 @@ class TagListView(TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         order = "name" if self.request.GET.get("sort") == "name" else "count"
-        visible = Incident.objects.visible_to(self.request.user).published()
-        tags = list(search.tag_counts(visible, order=order))
-        context["tags"] = tags
+        snapshot = caching.Snapshot(self.request.user)
         context["order"] = order
+        context["index"] = mark_safe(  # rendered by the template engine, which escaped it
+            caching.cached(
+                self.request,
+                snapshot.published_key("tag-index", order),
+                lambda: render_to_string(
+                    "postmortems/_tag_index.jinja",
+                    self.index_context(context, snapshot, order),
+                    using="jinja2",
+                ),
+            )
+        )
+        return context
+
+    def index_context(self, context: dict, snapshot: caching.Snapshot, order: str) -> dict:
+        """What the index shows; `context` (what tests read) gets the tags too."""
+        tags = context["tags"] = self.tag_counts(snapshot, order)
+        letters = {}
         if order == "name":
-            letters = {}
             for tag in tags:
                 initial = tag.name[:1].upper()
                 letters.setdefault(initial if initial.isalpha() else "#", []).append(tag)
-            context["letters"] = sorted(letters.items())
-        return context
+        context["letters"] = sorted(letters.items())
+        return {
+            "tags": tags,
+            "order": order,
+            "letters": context["letters"],
+            "tags_url": reverse("postmortems:tags"),
+        }
+
+    def tag_counts(self, snapshot: caching.Snapshot, order: str) -> list[search.TagCount]:
+        """The counts over the public incidents, which are everyone's and cached once for all, plus those
+        over the restricted ones this user may see (usually none); staff count every published one."""
+        published = Incident.objects.published()
+        if snapshot.restricted is None:
+            return search.add_tag_counts(search.tag_counts(published), order=order)
+        public = caching.cached(
+            self.request,
+            snapshot.public_key("tag-counts", ()),
+            lambda: search.tag_counts(published.filter(visibility=Visibility.NORMAL)),
+        )
+        restricted = (
+            search.tag_counts(published.filter(pk__any_of=snapshot.restricted)) if snapshot.restricted else []
+        )
+        return search.add_tag_counts(public, restricted, order=order)
 
 
 def _readable_incident(request, pk) -> Incident:

@@ -58,6 +58,7 @@ def test_every_change_to_a_published_incident_reaches_cached_lists(client_for, h
     assert "Once published" in listed(client)
     assert "Once published" in listed(client, "/tags/dns/")
     assert "Once published" not in listed(client, "/postmortems/?tag=kubernetes")
+    assert 'data-testid="count-dns">1<' in client.get("/tags/").content.decode()
     before = keys(reader)[1]
 
     if how == "reopened":
@@ -72,9 +73,11 @@ def test_every_change_to_a_published_incident_reaches_cached_lists(client_for, h
         incident.visibility = Visibility.RESTRICTED
         incident.save()
         assert "Once published" not in listed(client)
+        assert 'data-testid="count-dns"' not in client.get("/tags/").content.decode()
     elif how == "tagged":
         Incident.objects.get(pk=incident.pk).tags.add("kubernetes")
         assert "Once published" in listed(client, "/postmortems/?tag=kubernetes")
+        assert 'data-testid="count-kubernetes">2<' in client.get("/tags/").content.decode()
     elif how == "timeline":
         TimelineEventFactory(incident=Incident.objects.get(pk=incident.pk), description="pgbouncer saturated")
     elif how == "deleted":

@@ -244,6 +244,36 @@ def test_tag_index_counts_only_incidents_the_user_may_see(client_for):
     assert "secret-project" not in response.content.decode()
 
 
+def test_tag_index_adds_the_restricted_incidents_a_person_may_see(client_for):
+    member = UserFactory()
+    team = TeamFactory(members=[member])
+    IncidentFactory(tags=["dns", "aws"])
+    IncidentFactory(tags=["dns", "secret-project"], visibility=Visibility.RESTRICTED, teams=[team])
+    IncidentFactory(tags=["secret-project"], visibility=Visibility.RESTRICTED)  # another team's
+    IncidentFactory(
+        tags=["secret-project"], visibility=Visibility.RESTRICTED, teams=[team], status=Status.DRAFT
+    )
+    staff = UserFactory(is_staff=True)
+    expected = {
+        member: {"dns": 2, "aws": 1, "secret-project": 1},
+        staff: {"dns": 2, "aws": 1, "secret-project": 2},
+        UserFactory(): {"dns": 1, "aws": 1},
+    }
+    for user, counts in expected.items():
+        response = client_for(user).get("/tags/")
+        assert {tag.slug: tag.num for tag in response.context["tags"]} == counts
+        for slug, num in counts.items():
+            assert f'<a class="tag-link" href="/tags/{slug}/">' in response.content.decode()
+            assert f'data-testid="count-{slug}">{num}<' in response.content.decode()
+
+
+def test_tag_index_links_as_reverse_writes_them(client_for):
+    IncidentFactory(tags=["Zürich DC"])
+    response = client_for(UserFactory()).get("/tags/?sort=name")
+    (tag,) = response.context["tags"]
+    assert f'href="{reverse("postmortems:tag", args=[tag.slug])}"' in response.content.decode()
+
+
 def test_tag_index_a_to_z(client_for):
     IncidentFactory(tags=["zookeeper", "aws", "Kafka"])
     IncidentFactory(tags=["aws"])
@@ -467,9 +497,13 @@ def test_a_hard_reload_computes_the_results_afresh(client_for):
 
 def test_tag_index_query_count_does_not_grow(client_for, many_incidents, django_assert_max_num_queries):
     client = client_for(UserFactory())
-    with django_assert_max_num_queries(4):
+    # Session, user, fingerprint, the restricted incidents the user may see, the counts.
+    with django_assert_max_num_queries(5):
         response = client.get("/tags/")
     assert len(response.context["tags"]) == 33
+    with django_assert_max_num_queries(3):  # cached: session, user, fingerprint
+        response = client.get("/tags/")
+    assert 'data-testid="count-dns">30<' in response.content.decode()
 
 
 def test_detail_query_count_with_related_box(client_for, many_incidents, django_assert_max_num_queries):
