@@ -36,7 +36,12 @@ class User(AbstractUser):
         ordering = ["username"]
 
     def __str__(self) -> str:
-        return self.display_name or self.get_full_name() or self.username
+        return self.name_of(self.username, self.display_name, self.first_name, self.last_name)
+
+    @staticmethod
+    def name_of(username: str, display_name: str, first_name: str, last_name: str) -> str:
+        """The name a person goes by: for rows read as plain values, without a User each."""
+        return display_name or f"{first_name} {last_name}".strip() or username
 
     def get_absolute_url(self) -> str:
         return reverse("postmortems:list") + f"?owner={self.username}"

@@ -199,6 +199,8 @@ print(json.dumps({"tags": tags, "words": [w for w in words if w[1] <= 0.4 * tota
         ("trivial view (/healthz)", "/healthz", "ok", {}),
         *[(name, path, text, {}) for name, path, text in cached],
         *fresh,
+        ("tag index", "/tags/", 'data-testid="count-', {}),
+        ("tag index, uncached", "/tags/", 'data-testid="count-', NO_CACHE),
         ("detail", f"/postmortems/{detail_id}/", "in common</div>", {}),
         ("detail, uncached", f"/postmortems/{detail_id}/", "in common</div>", NO_CACHE),
         ("my action items", "/action-items/", 'data-testid="action-item"', {}),

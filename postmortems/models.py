@@ -40,6 +40,12 @@ class Visibility(models.TextChoices):
 
 _STATUS_BADGES = {Status.PUBLISHED: "text-bg-success", Status.IN_REVIEW: "text-bg-warning"}
 
+
+def status_badge_class(status: str) -> str:
+    """The Bootstrap colour of an incident's status badge (includes/_status_badge.html, the *.jinja rows)."""
+    return _STATUS_BADGES.get(status, "text-bg-secondary")
+
+
 # Published with normal visibility: everyone may see it. Most incidents are; the others are few.
 PUBLIC = Q(status=Status.PUBLISHED, visibility=Visibility.NORMAL)
 
@@ -369,8 +375,7 @@ class Incident(models.Model):
 
     @property
     def status_badge_class(self) -> str:
-        """The Bootstrap colour of its status badge (includes/_status_badge.html and the *.jinja rows)."""
-        return _STATUS_BADGES.get(self.status, "text-bg-secondary")
+        return status_badge_class(self.status)
 
     @property
     def is_public(self) -> bool:

@@ -13,9 +13,12 @@ newest first.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlencode
 
 from django import forms
@@ -43,6 +46,7 @@ from postmortems.models import (
     Severity,
     Status,
     TimelineEvent,
+    status_badge_class,
 )
 
 SEARCH_CONFIG = "english"
@@ -546,6 +550,73 @@ def add_tag_counts(*parts: list[TagCount], order: str = "count") -> list[TagCoun
     if order == "name":
         return sorted(totals.values(), key=lambda tag: (tag.name.lower(), tag.pk))
     return sorted(totals.values(), key=lambda tag: (-tag.num, tag.name.lower(), tag.pk))
+
+
+class TagLink(NamedTuple):
+    name: str
+    slug: str
+
+
+@dataclass(slots=True)
+class ListRow:
+    """An incident as a row of the results shows it, in plain values: a model instance per row, its owner
+    and its tags cost more than the rest of a freshly computed list page."""
+
+    pk: int
+    title: str
+    incident_date: dt.date
+    company: str
+    severity: str
+    status: str
+    summary: str
+    owner: str  # the name User.__str__ gives
+    url: str
+    headline: str | None = None  # the marked snippet of the summary (PostgreSQL; `with_headline`)
+    tags: list[TagLink] = dataclasses.field(default_factory=list)  # in the order they were added
+    snippet: str = ""
+
+    @property
+    def severity_label(self) -> str:
+        return Severity(self.severity).label
+
+    @property
+    def status_label(self) -> str:
+        return Status(self.status).label
+
+    @property
+    def status_badge_class(self) -> str:
+        return status_badge_class(self.status)
+
+
+_ROW_FIELDS = ("pk", "title", "incident_date", "company", "severity", "status", "summary")
+_OWNER_FIELDS = ("owner__username", "owner__display_name", "owner__first_name", "owner__last_name")
+
+
+def list_rows(ids: list[int], text: str = "") -> list[ListRow]:
+    """The rows of these incidents, in no particular order, with their headline around `text`: two
+    queries (the rows with their owners' names, and their tags)."""
+    if not ids:
+        return []
+    from django.contrib.contenttypes.models import ContentType
+
+    incidents = with_headline(Incident.objects.filter(pk__in=ids), text)
+    marked = "headline" in incidents.query.annotations
+    detail_prefix = reverse("postmortems:list")  # postmortems/<pk>/ (a test holds it equal to reverse())
+    rows = {}
+    for values in incidents.values_list(*_ROW_FIELDS, *_OWNER_FIELDS, *(["headline"] if marked else [])):
+        pk = values[0]
+        rows[pk] = ListRow(
+            *values[:7],
+            owner=User.name_of(*values[7:11]),
+            url=f"{detail_prefix}{pk}/",
+            headline=values[11] if marked else None,
+        )
+    tagged = TaggedItem.objects.filter(
+        content_type=ContentType.objects.get_for_model(Incident), object_id__in=list(rows)
+    )
+    for pk, name, slug in tagged.order_by("pk").values_list("object_id", "tag__name", "tag__slug"):
+        rows[pk].tags.append(TagLink(name, slug))
+    return list(rows.values())
 
 
 def prefetch_tags(incidents: list[Incident]) -> None:

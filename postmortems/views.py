@@ -55,14 +55,6 @@ from postmortems.models import (
     Visibility,
 )
 
-# What a list row shows (the summary for the SQLite snippet): the long sections would make each row
-# several kilobytes, and every loaded timestamp costs parsing. A field read but not listed here costs a
-# query per row; the list's query-count tests catch that.
-LIST_FIELDS = (
-    *("title", "incident_date", "company", "severity", "status", "summary", "owner"),
-    *("owner__username", "owner__display_name", "owner__first_name", "owner__last_name"),  # User.__str__
-)
-
 
 class IncidentListView(ListView):
     """Published incidents the user may see, narrowed and searched by the query string (search.SearchForm)."""
@@ -91,10 +83,7 @@ class IncidentListView(ListView):
         long sections a list never shows stay in the database."""
         # By pk only: the ids come from the visibility-scoped query, and applying its subqueries again
         # costs more than the rows themselves.
-        rows = Incident.objects.filter(pk__in=ids).only(*LIST_FIELDS).select_related("owner")
-        rows = list(search.with_headline(rows, self.form.text))
-        search.prefetch_tags(rows)
-        return rows
+        return search.list_rows(ids, self.form.text)
 
     def get_context_data(self, **kwargs):
         # Not the ListView's: its pagination (the search, the count, the rows) runs only when the results
@@ -150,7 +139,7 @@ class IncidentListView(ListView):
         paginator, page, object_list, is_paginated = self.paginate_queryset(queryset, self.paginate_by)
         for incident in object_list:
             if query:
-                marked = getattr(incident, "headline", None)
+                marked = incident.headline
                 if marked is None:
                     marked = search.fallback_headline(incident.summary, query)
                 incident.snippet = search.highlight(marked)

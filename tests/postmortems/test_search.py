@@ -274,6 +274,24 @@ def test_tag_index_links_as_reverse_writes_them(client_for):
     assert f'href="{reverse("postmortems:tag", args=[tag.slug])}"' in response.content.decode()
 
 
+def test_list_rows_say_what_the_incident_and_its_owner_say(client_for):
+    named = UserFactory(display_name="Ada L.")
+    full = UserFactory(display_name="", first_name="Grace", last_name="Hopper")
+    bare = UserFactory(display_name="", first_name="", last_name="")
+    for owner in (named, full, bare):
+        IncidentFactory(owner=owner, tags=["dns", "aws"], severity=Severity.SEV2)
+    rows = client_for(UserFactory()).get("/postmortems/").context["incidents"]
+    assert len(rows) == 3
+    for row in rows:
+        incident = Incident.objects.get(pk=row.pk)
+        assert row.url == incident.get_absolute_url()
+        assert row.owner == str(incident.owner)
+        assert (row.severity_label, row.status_label) == ("SEV2 — major", "Published")
+        assert row.status_badge_class == incident.status_badge_class
+        assert [(tag.name, tag.slug) for tag in row.tags] == [("dns", "dns"), ("aws", "aws")]
+    assert {row.owner for row in rows} == {"Ada L.", "Grace Hopper", bare.username}
+
+
 def test_tag_index_a_to_z(client_for):
     IncidentFactory(tags=["zookeeper", "aws", "Kafka"])
     IncidentFactory(tags=["aws"])
@@ -416,7 +434,7 @@ def test_list_query_count_does_not_grow_with_rows(
     with django_assert_max_num_queries(12):
         response = client.get(url)
     assert len(response.context["incidents"]) == 20
-    assert all(len(incident.tags.all()) == 4 for incident in response.context["incidents"])
+    assert all(len(incident.tags) == 4 for incident in response.context["incidents"])
     # Asked again with nothing changed: the results, the tag names and my drafts come from the cache;
     # what is left is the session (in the database in tests, cached in production), the user and the data
     # fingerprint.
