@@ -93,8 +93,6 @@ class IncidentListView(ListView):
         request, snapshot = self.request, self.snapshot
         # Drafts someone owns or co-authors, which Incident.objects.visible_to always lets them see; and
         # the names of the tags narrowed by. Each a query on every view, so cached with the results.
-        drafts = Incident.objects.drafts_of(user) if user.is_active else Incident.objects.none()
-        drafts = drafts.only("title", "status", "updated_at").order_by("-updated_at")[:10]
         slugs = self.form.cleaned_data.get("tag") or []
         tag_names = {}
         if slugs:
@@ -112,10 +110,13 @@ class IncidentListView(ListView):
         context["query"] = self.form.cleaned_data.get("q", "")
         context["results"] = self.results(context["query"], narrowed=bool(context["chips"]))
         if not (context["query"] or context["chips"] or getattr(self, "tag", None)):  # the plain list's
-            context["my_drafts"] = caching.cached(
-                request, snapshot.key("my-drafts", user.pk), lambda: list(drafts)
-            )
+            context["my_drafts"] = caching.cached(request, snapshot.key("my-drafts", user.pk), self.my_drafts)
         return context
+
+    def my_drafts(self) -> list[Incident]:
+        user = self.request.user
+        drafts = Incident.objects.drafts_of(user) if user.is_active else Incident.objects.none()
+        return list(drafts.only("title", "status", "updated_at").order_by("-updated_at")[:10])
 
     def results(self, query: str, *, narrowed: bool) -> str:
         """The count, the page of rows and the page links, as HTML: the same search by someone who sees
