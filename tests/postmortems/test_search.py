@@ -292,6 +292,22 @@ def test_list_rows_say_what_the_incident_and_its_owner_say(client_for):
     assert {row.owner for row in rows} == {"Ada L.", "Grace Hopper", bare.username}
 
 
+@pytest.mark.postgres
+def test_a_search_past_its_ranked_candidates_says_at_least(client_for, monkeypatch):
+    monkeypatch.setattr(search, "RANK_CANDIDATES", 2)
+    for i in range(3):
+        IncidentFactory(title=f"Connection pool exhausted, round {i}")
+    search.update_search_vectors()
+    response = client_for(UserFactory()).get("/postmortems/", {"q": "pool"})
+    count = " ".join(
+        response.content.decode().split('data-testid="result-count">')[1].split("</p>")[0].split()
+    )
+    assert (
+        count
+        == "At least 2 postmortems match, best first (ranked among the 2 newest matches; add words to narrow)"
+    )
+
+
 def test_tag_index_a_to_z(client_for):
     IncidentFactory(tags=["zookeeper", "aws", "Kafka"])
     IncidentFactory(tags=["aws"])
