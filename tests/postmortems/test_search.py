@@ -292,7 +292,7 @@ def test_list_rows_say_what_the_incident_and_its_owner_say(client_for):
     assert {row.owner for row in rows} == {"Ada L.", "Grace Hopper", bare.username}
 
 
-@pytest.mark.postgres
+@pytest.mark.skipif(not on_postgres, reason="ranking needs PostgreSQL (DATABASE_URL)")
 def test_a_search_past_its_ranked_candidates_says_at_least(client_for, monkeypatch):
     monkeypatch.setattr(search, "RANK_CANDIDATES", 2)
     for i in range(3):
