@@ -94,8 +94,9 @@ class IncidentListView(ListView):
         # Drafts someone owns or co-authors, which Incident.objects.visible_to always lets them see; and
         # the names of the tags narrowed by. Each a query on every view, so cached with the results.
         slugs = self.form.cleaned_data.get("tag") or []
-        tag_names = {}
-        if slugs:
+        page_tag = getattr(self, "tag", None)  # a tag page's own tag, already found
+        tag_names = {page_tag.slug: page_tag.name} if page_tag else {}
+        if set(slugs) - set(tag_names):
             tag_names = caching.cached(
                 request,
                 snapshot.published_key("tag-names", sorted(slugs)),
