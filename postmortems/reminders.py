@@ -53,9 +53,11 @@ def action_item_digests(today: dt.date) -> dict[User, ActionItemDigest]:
         if item.owner is not None:
             digests[item.owner].mine.append(item)
         if (today - item.due_date).days > ESCALATE_AFTER_DAYS:
-            # The postmortem's owner and committee are involved in it, so they may always see it.
-            for person in [item.incident.owner, *item.incident.committee.all()]:
-                if person.pk != item.owner_id and item not in digests[person].escalated:
+            # The postmortem's owner and committee are involved in it, so they may always see it. A set:
+            # the owner may sit on the committee too. (Asking `item not in escalated` instead made the job
+            # quadratic: 130 s for 100,000 overdue items.)
+            for person in {item.incident.owner, *item.incident.committee.all()}:
+                if person.pk != item.owner_id:
                     digests[person].escalated.append(item)
     # Owning an item does not grant sight of its incident: a draft's or a restricted postmortem's title
     # reaches only those who may see it.

@@ -76,6 +76,19 @@ def test_owner_is_reminded_again_the_next_day(db, clock):
     assert len(emails_to(owner)) == 2
 
 
+def test_an_owner_on_their_own_committee_hears_of_an_overdue_item_once(db, clock):
+    today = timezone.localdate()
+    pm_owner, item_owner = UserFactory(), UserFactory()
+    incident = IncidentFactory(owner=pm_owner, committee=[pm_owner, UserFactory()])
+    ActionItemFactory(incident=incident, owner=item_owner, title="Long overdue", due_date=today - days(30))
+
+    [escalated] = reminders.action_item_digests(today)[pm_owner].escalated
+    assert escalated.title == "Long overdue"
+    reminders.send_daily_reminders()
+    [email] = emails_to(pm_owner)
+    assert email.body.count("Long overdue") == 1
+
+
 def test_long_overdue_items_go_to_postmortem_owner_and_committee_too(db, clock):
     today = timezone.localdate()
     pm_owner, reviewer, item_owner = UserFactory(), UserFactory(), UserFactory()
