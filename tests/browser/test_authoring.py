@@ -234,11 +234,16 @@ def test_unsaved_text_stays_with_its_author_on_a_shared_browser(
     kept = page.evaluate("key => localStorage.getItem(key)", alice_key)
     assert "Alice's unsaved words." in kept
     context = page.context
-    page.close()  # before it comes back online, so the words are only in this browser
-    # Closing sends the words once more (authoring.js: a beacon on pagehide), which may leave after
-    # close() returns. Going online at once let one through in a CI run (the server had Alice's words),
-    # so the browser stays offline a moment longer, and the beacon fails as it would with no network.
+    page.close()  # before it comes back online
+    # Closing sends the words once more (authoring.js: a beacon on pagehide). The beacon outlives the page
+    # and with it the page's offline emulation, so it may reach the server (two CI runs saw it do so):
+    # that is Alice saving her own words. Once it has had its chance, the server's copy changes, so that
+    # what Bob is shown tells the server's words from the ones Alice's browser kept.
     sleep(1)
+    incident = Incident.objects.get(pk=incident.pk)
+    incident.summary = "Changed on the server since."
+    incident.bump_revision(steps=["impact"], also=("summary",))
+    saved = (incident.revision, incident.activities.count())
     context.set_offline(False)
     page = context.new_page()
     page.goto(f"{live_server.url}/postmortems/")
@@ -250,8 +255,8 @@ def test_unsaved_text_stays_with_its_author_on_a_shared_browser(
 
     sign_in(page, "bob", PASSWORD)
     page.goto(url)
-    expect(page.locator("#id_summary")).to_have_value("Saved by the server.")
+    expect(page.locator("#id_summary")).to_have_value("Changed on the server since.")
     page.wait_for_timeout(1500)
     incident.refresh_from_db()
-    assert incident.summary == "Saved by the server."
-    assert not incident.activities.exists()
+    assert incident.summary == "Changed on the server since."
+    assert (incident.revision, incident.activities.count()) == saved  # Bob's visit saved nothing
