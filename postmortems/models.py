@@ -375,6 +375,7 @@ class Incident(models.Model):
 
     @property
     def status_badge_class(self) -> str:
+        """The Bootstrap colour of its status badge."""
         return status_badge_class(self.status)
 
     @property

@@ -201,7 +201,7 @@ class TagListView(TemplateView):
         context["index"] = mark_safe(  # rendered by the template engine, which escaped it
             caching.cached(
                 self.request,
-                snapshot.published_key("tag-index", order),
+                snapshot.published_key("tag-index", (self.request.path, order)),  # the links hold the path
                 lambda: render_to_string(
                     "postmortems/_tag_index.jinja",
                     self.index_context(context, snapshot, order),
@@ -212,12 +212,13 @@ class TagListView(TemplateView):
         return context
 
     def index_context(self, context: dict, snapshot: caching.Snapshot, order: str) -> dict:
-        """What the index shows; `context` (what tests read) gets the tags too."""
+        """What the index shows. On a cache miss only, `context` gets the tags and letters too (for tests,
+        as the list's `incidents`)."""
         tags = context["tags"] = self.tag_counts(snapshot, order)
         letters = {}
         if order == "name":
             for tag in tags:
-                initial = tag.name[:1].upper()
+                initial = search.sort_name(tag.name)[:1].upper()  # "Élan" under E
                 letters.setdefault(initial if initial.isalpha() else "#", []).append(tag)
         context["letters"] = sorted(letters.items())
         return {

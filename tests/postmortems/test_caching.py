@@ -100,26 +100,36 @@ def test_follow_through_on_a_published_incident_reaches_the_open_items_narrowing
 
 def test_who_may_see_a_published_incident_reaches_cached_lists(client_for):
     reader = UserFactory()
-    incident = IncidentFactory(title="Team only", visibility=Visibility.RESTRICTED)
+    incident = IncidentFactory(title="Team only", visibility=Visibility.RESTRICTED, tags=["secret-project"])
     client = client_for(reader)
+
+    def tag_index_shows_it() -> bool:
+        return 'data-testid="count-secret-project">1<' in client.get("/tags/").content.decode()
+
     assert "Team only" not in listed(client)
+    assert not tag_index_shows_it()
     incident.co_authors.add(reader)  # a link, not a save of the incident
     assert "Team only" in listed(client)
+    assert tag_index_shows_it()
     incident.co_authors.remove(reader)
     assert "Team only" not in listed(client)
+    assert not tag_index_shows_it()
     team = TeamFactory(members=[reader])
     incident.teams.add(team)
     assert "Team only" in listed(client)
+    assert tag_index_shows_it()
 
 
 def test_a_renamed_tag_reaches_cached_lists(client_for):
     client = client_for(UserFactory())
     IncidentFactory(title="Tagged", tags=["dns"])
     assert "dns" in listed(client)
+    assert '/tags/dns/">dns</a>' in client.get("/tags/").content.decode()
     tag = Tag.objects.get(slug="dns")
     tag.name = "Domain names"
     tag.save()
     assert "Domain names" in listed(client)
+    assert '/tags/dns/">Domain names</a>' in client.get("/tags/").content.decode()
 
 
 def test_a_reopening_is_bumped_again_when_it_commits(django_capture_on_commit_callbacks):

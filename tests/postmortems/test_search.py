@@ -287,9 +287,21 @@ def test_list_rows_say_what_the_incident_and_its_owner_say(client_for):
         assert row.url == incident.get_absolute_url()
         assert row.owner == str(incident.owner)
         assert (row.severity_label, row.status_label) == ("SEV2 — major", "Published")
-        assert row.status_badge_class == incident.status_badge_class
+        assert row.status_badge_class == "text-bg-success"
         assert [(tag.name, tag.slug) for tag in row.tags] == [("dns", "dns"), ("aws", "aws")]
     assert {row.owner for row in rows} == {"Ada L.", "Grace Hopper", bare.username}
+    Incident.objects.filter(pk=rows[0].pk).update(severity="SEV9")  # a choice since removed, say
+    body = client_for(UserFactory()).get("/postmortems/", headers={"Cache-Control": "no-cache"})
+    assert 'title="SEV9"' in body.content.decode()
+
+
+def test_a_tag_page_names_its_tag_without_asking_again(client_for, django_assert_num_queries):
+    IncidentFactory(tags=["Domain Name System"])
+    client = client_for(UserFactory())
+    client.get("/postmortems/")  # the session, the audience
+    with django_assert_num_queries(8):  # user, fingerprint, the tag, its size, ids, rows, tags, session
+        response = client.get("/tags/domain-name-system/")
+    assert "tag: Domain Name System" in response.content.decode()
 
 
 @pytest.mark.skipif(not on_postgres, reason="ranking needs PostgreSQL (DATABASE_URL)")
@@ -309,11 +321,11 @@ def test_a_search_past_its_ranked_candidates_says_at_least(client_for, monkeypat
 
 
 def test_tag_index_a_to_z(client_for):
-    IncidentFactory(tags=["zookeeper", "aws", "Kafka"])
+    IncidentFactory(tags=["zookeeper", "aws", "Kafka", "Élan", "etcd"])
     IncidentFactory(tags=["aws"])
     response = client_for(UserFactory()).get("/tags/?sort=name")
-    assert [tag.name for tag in response.context["tags"]] == ["aws", "Kafka", "zookeeper"]
-    assert [letter for letter, _ in response.context["letters"]] == ["A", "K", "Z"]
+    assert [tag.name for tag in response.context["tags"]] == ["aws", "Élan", "etcd", "Kafka", "zookeeper"]
+    assert [letter for letter, _ in response.context["letters"]] == ["A", "E", "K", "Z"]
 
 
 def test_tag_page_lists_that_tags_incidents_and_unknown_tag_is_404(client_for):
