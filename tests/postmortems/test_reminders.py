@@ -76,6 +76,32 @@ def test_owner_is_reminded_again_the_next_day(db, clock):
     assert len(emails_to(owner)) == 2
 
 
+def test_the_action_item_job_reads_the_same_queries_however_many_items(db, clock):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    today = timezone.localdate()
+    pm_owner, reviewer, item_owner = UserFactory(), UserFactory(), UserFactory()
+
+    def overdue_postmortems(n: int) -> None:
+        for _ in range(n):
+            incident = IncidentFactory(owner=pm_owner, committee=[reviewer])
+            ActionItemFactory(incident=incident, owner=item_owner, due_date=today - days(30))
+
+    def queries() -> int:
+        mail.outbox.clear()
+        SentNotification.objects.all().delete()
+        with CaptureQueriesContext(connection) as captured:
+            assert reminders.action_item_reminders(today) == 3
+        return len(captured)
+
+    overdue_postmortems(2)
+    few = queries()
+    overdue_postmortems(6)
+    assert queries() == few
+    assert emails_to(reviewer)[0].body.count("owned by") == 8
+
+
 def test_an_owner_on_their_own_committee_hears_of_an_overdue_item_once(db, clock):
     today = timezone.localdate()
     pm_owner, item_owner = UserFactory(), UserFactory()
