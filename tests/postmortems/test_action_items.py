@@ -8,7 +8,7 @@ from django.template import Context, Template
 from django.urls import reverse
 from django.utils import timezone
 
-from postmortems import followthrough, views
+from postmortems import followthrough
 from postmortems.followthrough_forms import ActionItemUpdateForm
 from postmortems.models import (
     ActionItem,
@@ -21,6 +21,7 @@ from postmortems.models import (
     Visibility,
     default_due_date,
 )
+from postmortems.views import followthrough as views
 from tests.factories import (
     ActionItemFactory,
     IncidentFactory,
