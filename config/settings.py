@@ -122,15 +122,9 @@ STORAGES = {
 }
 
 # Cache: per process by default; CACHE_URL (e.g. redis://127.0.0.1:6379/1) shares it between processes.
-# It holds pages of results and figures that are checked against the data on every read
-# (postmortems/caching.py) and, when shared, sessions.
+# It holds only figures over public published incidents, keyed by a version read from the database
+# (postmortems/aggregates.py), so every process agrees at once either way. Sessions stay in the database.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
-if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
-    CACHES["default"]["BACKEND"] = "config.cache.RedisCache"  # the same, without a client per operation
-if "CACHE_URL" in env:
-    # Read from the cache, written through to the database: a query less on every request. Never with the
-    # per-process cache, where one worker would keep a session another one has ended.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # Email: console by default, SMTP (or any backend django-environ knows) from EMAIL_URL.
 if "EMAIL_URL" in env:

@@ -66,6 +66,16 @@ def is_reviewer(incident: Incident, user) -> bool:
     return any(u.pk == user.pk for u in incident.committee.all())
 
 
+def may_comment(incident: Incident, user) -> bool:
+    """Authors, the committee and staff discuss a postmortem (while it is not published)."""
+    return is_author(incident, user) or is_reviewer(incident, user) or user.is_staff
+
+
+def may_reopen(incident: Incident, user) -> bool:
+    """The owner or staff (a published postmortem)."""
+    return user.is_authenticated and (incident.owner_id == user.pk or user.is_staff)
+
+
 def review_blockers(incident: Incident) -> list[str]:
     """Why review cannot be requested yet (empty when it can)."""
     problems = []
@@ -263,9 +273,9 @@ def reopen(incident: Incident, *, by: User, reason: str) -> Incident:
     reason = reason.strip()
     with transaction.atomic():
         locked = _lock(incident)
-        staff = by.is_staff and locked.owner_id != by.pk
-        if locked.owner_id != by.pk and not staff:
+        if not may_reopen(locked, by):
             raise NotAllowed("Only the owner or staff can reopen a published postmortem.")
+        staff = locked.owner_id != by.pk
         _require_status(locked, Status.PUBLISHED, "reopen it")
         if not reason:
             raise WorkflowError("Say why it is reopened: a reason is required.")
@@ -283,7 +293,7 @@ def comment(incident: Incident, *, by: User, section: str, text: str) -> Comment
     text = text.strip()
     with transaction.atomic():
         locked = _lock(incident)
-        if not (is_author(locked, by) or is_reviewer(locked, by) or by.is_staff):
+        if not may_comment(locked, by):
             raise NotAllowed("Only the owner, co-authors and the committee can comment.")
         if locked.status == Status.PUBLISHED:
             raise WorkflowError("It is published and frozen: reopen it to discuss changes.")
@@ -353,8 +363,8 @@ def actions_for(
                 incident, current_sign_offs=current_sign_offs, findings=findings
             )
     else:
-        actions.reopen = owner or user.is_staff
+        actions.reopen = may_reopen(incident, user)
     if reviewer:
         actions.my_sign_off = next((s for s in current_sign_offs if s.reviewer_id == user.pk), None)
-    actions.comment = incident.status != Status.PUBLISHED and (author or reviewer or user.is_staff)
+    actions.comment = incident.status != Status.PUBLISHED and may_comment(incident, user)
     return actions

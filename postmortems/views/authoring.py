@@ -1,7 +1,5 @@
 """Writing a postmortem: the new draft, each step of the form, autosave, uploads and previews."""
 
-import zoneinfo
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,7 +16,7 @@ from django.views.generic import View
 from django.views.static import serve as static_serve
 from taggit.models import Tag
 
-from accounts.models import time_zone_choices
+from accounts.models import time_zone_choices, zone
 from postmortems import editing, uploads
 from postmortems.checks import run_checks
 from postmortems.forms import (
@@ -33,8 +31,8 @@ from postmortems.models import (
     ContributingFactor,
     Incident,
     Lesson,
+    factor_tree,
 )
-from postmortems.views.incident import factor_forest
 
 # --- authoring (postmortems/forms.py validates, postmortems/editing.py saves; these translate HTTP) ---------
 
@@ -122,7 +120,7 @@ class StepEditView(View):
             messages.error(request, " ".join(error.messages))
             return self.render(forms, revision_form)
         if autosave:
-            saved_at = timezone.localtime(timezone.now(), _user_zone(request.user))
+            saved_at = timezone.localtime(timezone.now(), zone(request.user.time_zone))
             return JsonResponse({"revision": revision, "saved_at": f"{saved_at:%H:%M}"})
         return self.redirect_after(action)
 
@@ -160,13 +158,6 @@ class StepEditView(View):
         return TemplateResponse(self.request, "postmortems/edit/step.html", context, status=status)
 
 
-def _user_zone(user) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(user.time_zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
-
-
 def _autosave_errors(forms, revision_form) -> JsonResponse:
     """Why an autosave was refused, as messages the page can show next to its status."""
     errors = [f"{name}: {' '.join(messages_)}" for name, messages_ in revision_form.errors.items()]
@@ -199,25 +190,10 @@ def _saved_rows(current: Incident, step: str):
 
 def _factor_rows(formset) -> list[tuple]:
     """The factor forms in “why?”-tree order, with their depth; new rows last."""
-    saved = {form.instance.pk: form for form in formset.initial_forms}
-    children: dict = {}
-    for form in formset.initial_forms:
-        parent_id = form.instance.parent_id if form.instance.parent_id in saved else None
-        children.setdefault(parent_id, []).append(form)
-    ordered: list[tuple] = []
-    placed: set = set()
-
-    def walk(parent_id, depth):
-        for form in children.get(parent_id, []):
-            if form.instance.pk not in placed:
-                placed.add(form.instance.pk)
-                ordered.append((form, depth))
-                walk(form.instance.pk, depth + 1)
-
-    walk(None, 0)
-    # Rows a rejected submission made circular have no root; they still show, with their errors.
-    stray = [(form, 0) for form in formset.initial_forms if form.instance.pk not in placed]
-    return ordered + stray + [(form, 0) for form in formset.extra_forms]
+    saved = factor_tree(
+        formset.initial_forms, pk=lambda form: form.instance.pk, parent=lambda form: form.instance.parent_id
+    )
+    return saved + [(form, 0) for form in formset.extra_forms]
 
 
 def _add_review_step_context(context: dict, incident: Incident, user) -> None:
@@ -240,7 +216,7 @@ def _add_review_step_context(context: dict, incident: Incident, user) -> None:
     )
     context["full"] = full
     context["findings"] = run_checks(full)
-    context["factor_forest"] = factor_forest(full.factors.all())
+    context["factor_tree"] = factor_tree(full.factors.all())
     context["today"] = timezone.localdate()
     context["can_edit"] = True
 

@@ -2,19 +2,16 @@
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch, Q, Value, prefetch_related_objects
-from django.http import Http404, HttpResponse
+from django.db.models import Prefetch
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.safestring import mark_safe
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django.views.generic import DetailView
 
-from accounts.models import User
-from postmortems import caching, changes, export, followthrough, search, workflow
+from postmortems import changes, export, followthrough, workflow
 from postmortems.checks import run_checks
 from postmortems.forms import (
     CommentForm,
@@ -24,11 +21,13 @@ from postmortems.forms import (
 from postmortems.markdown import render_markdown
 from postmortems.models import (
     ActionItem,
+    ContributingFactor,
     Decision,
     Incident,
     Lesson,
     SignOff,
     Status,
+    factor_tree,
 )
 
 
@@ -52,172 +51,62 @@ def incident_print(request, pk):
     return render(request, "postmortems/incident_print.html", {"incident": incident, "body": body})
 
 
-def factor_forest(factors):
-    """Arrange factors (one query's worth) into “why?” trees: a list of (factor, children) pairs."""
-    children = {}
-    for factor in factors:
-        children.setdefault(factor.parent_id, []).append(factor)
-
-    def grow(parent_id):
-        return [(factor, grow(factor.pk)) for factor in children.get(parent_id, [])]
-
-    return grow(None)
-
-
-def _keep_prefetched(manager, rows: list) -> None:
-    search.keep_prefetched(manager.instance, manager.prefetch_cache_name, manager.get_queryset(), rows)
-
-
 class IncidentDetailView(DetailView):
+    """The postmortem, sections in template order, with its checks, sign-offs, comments and activity."""
+
     template_name = "postmortems/incident_detail.html"
     context_object_name = "incident"
 
-    def get_object(self, queryset=None):
-        """The incident with everything the page shows of it, loaded in a dozen queries, or from the cache
-        for this audience and state of the data (postmortems/caching.py): what each person may do with it
-        (edit, sign off, update an item) is still worked out for them on every request."""
-        user = self.request.user
-        self.snapshot = snapshot = caching.Snapshot(user)
-        self.loaded = caching.cached_by_status(
-            self.request,
-            snapshot,
-            "incident",
-            self.kwargs["pk"],
-            lambda: self.load(self.kwargs["pk"]),
-            published=lambda loaded: loaded["incident"].status == Status.PUBLISHED,
+    def get_queryset(self):
+        return (
+            Incident.objects.visible_to(self.request.user)
+            .select_related("owner")
+            .prefetch_related(
+                "tags",
+                "co_authors",
+                "committee",
+                "timeline_events",
+                Prefetch("factors", queryset=ContributingFactor.objects.prefetch_related("action_items")),
+                Prefetch(
+                    "action_items",
+                    queryset=ActionItem.objects.select_related("owner").prefetch_related("factors"),
+                ),
+                Prefetch("lessons", queryset=Lesson.objects.prefetch_related("action_items")),
+                Prefetch(
+                    "sign_offs",
+                    queryset=SignOff.objects.filter(is_current=True).select_related("reviewer"),
+                    to_attr="current_sign_offs",
+                ),
+            )
         )
-        incident = self.loaded["incident"]
-        if not incident.is_visible_to(user):  # one audience may hold drafts that only some of it may see
-            raise Http404("No incident found matching the query")
-        return incident
-
-    def load(self, pk: int) -> dict:
-        incident = self.load_incident(pk)
-        return {
-            "incident": incident,
-            "comments": list(incident.comments.select_related("author")),
-            "activities": list(incident.activities.select_related("actor")[:50]),
-            "related": search.related_incidents(incident, self.request.user),
-        }
-
-    def load_incident(self, pk: int) -> Incident:
-        shown = Incident.objects.select_related("owner").defer("search_vector", "search_rank_vector")
-        incident = get_object_or_404(shown, pk=pk)
-        prefetch_related_objects(
-            [incident],
-            "timeline_events",
-            "factors",
-            Prefetch("action_items", queryset=ActionItem.objects.select_related("owner")),
-            "lessons",
-            Prefetch(
-                "sign_offs",
-                queryset=SignOff.objects.filter(is_current=True).select_related("reviewer"),
-                to_attr="current_sign_offs",
-            ),
-        )
-        search.prefetch_tags([incident])  # taggit's own prefetch costs twice as much
-        self.load_people(incident)
-        self.link_action_items(incident)
-        return incident
-
-    @staticmethod
-    def load_people(incident: Incident) -> None:
-        """`incident.committee` and `incident.co_authors`, as their prefetches leave them, in one query."""
-        users = User.objects.order_by()  # each part unordered, as a UNION needs; the whole by username
-        committee = users.filter(reviewing_incidents=incident).annotate(role=Value("committee"))
-        co_authors = users.filter(coauthored_incidents=incident).annotate(role=Value("co_authors"))
-        people = list(committee.union(co_authors, all=True).order_by("username"))
-        for role in ("committee", "co_authors"):
-            _keep_prefetched(getattr(incident, role), [person for person in people if person.role == role])
-
-    @staticmethod
-    def link_action_items(incident: Incident) -> None:
-        """`factor.action_items`, `item.factors` and `lesson.action_items` of the incident's loaded rows, as
-        their prefetches leave them, from one query of the two link tables. A link to another incident's
-        row (only the admin can make one) takes the prefetches instead."""
-        factors = list(incident.factors.all())
-        items = list(incident.action_items.all())
-        lessons = list(incident.lessons.all())
-        links = []
-        if factors or items:
-            addresses = ActionItem.factors.through.objects.filter(
-                Q(actionitem__in=items) | Q(contributingfactor__in=factors)
-            )
-            links.append(
-                addresses.annotate(kind=Value("factor")).values_list(
-                    "kind", "actionitem_id", "contributingfactor_id"
-                )
-            )
-        if lessons:
-            leads_to = Lesson.action_items.through.objects.filter(lesson__in=lessons)
-            links.append(
-                leads_to.annotate(kind=Value("lesson")).values_list("kind", "actionitem_id", "lesson_id")
-            )
-        rows = list(links[0].union(*links[1:], all=True)) if links else []
-        item_ids = {item.pk for item in items}
-        factor_ids = {factor.pk for factor in factors}
-        if any(item_id not in item_ids for _, item_id, _ in rows) or any(
-            other_id not in factor_ids for kind, _, other_id in rows if kind == "factor"
-        ):
-            prefetch_related_objects(factors, "action_items")
-            prefetch_related_objects(items, "factors")
-            prefetch_related_objects(lessons, "action_items")
-            return
-        linked = {(kind, item_id, other_id) for kind, item_id, other_id in rows}
-        # In the order the rows were loaded, which is each model's ordering, as a prefetch gives them.
-        for factor in factors:
-            _keep_prefetched(factor.action_items, [i for i in items if ("factor", i.pk, factor.pk) in linked])
-        for item in items:
-            _keep_prefetched(item.factors, [f for f in factors if ("factor", item.pk, f.pk) in linked])
-        for lesson in lessons:
-            _keep_prefetched(lesson.action_items, [i for i in items if ("lesson", i.pk, lesson.pk) in linked])
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        incident = self.object
-        context["factor_forest"] = factor_forest(incident.factors.all())
-        context["activities"] = self.loaded["activities"]
+        incident, user = self.object, self.request.user
+        context["factor_tree"] = factor_tree(incident.factors.all())
+        context["activities"] = incident.activities.select_related("actor")[:50]
         context["today"] = timezone.localdate()
-        context["can_edit"] = incident.can_edit(self.request.user)
+        context["can_edit"] = incident.can_edit(user)
         context["Status"] = Status
-        add_review_context(context, self.request, incident, comments=self.loaded["comments"])
-        context["related"] = self.loaded["related"]
-        context["related_open_items"] = followthrough.related_open_items(incident, self.request.user)
-        context["body"] = self.body(context)
+        context["related"] = Incident.objects.visible_to(user).related_to(incident)
+        context["related_open_items"] = followthrough.related_open_items(incident, user)
+        add_review_context(context, self.request, incident)
         return context
-
-    def body(self, context: dict) -> str | None:
-        """Sections 2 to 13 (_incident_body.html) as HTML, kept like the incident they show: they are most
-        of the page's template work. None where they hold a comment form, which is the person's own: the
-        page then draws them in place."""
-        if context["actions"].comment or "comment_form" in context:
-            return None
-        incident, request = self.object, self.request
-        time_zone = getattr(request.user, "time_zone", "")  # comments' times are shown in it
-        html = caching.cached(
-            request,
-            self.snapshot.incident_key("incident-body", (incident.pk, time_zone), incident),
-            lambda: render_to_string("postmortems/_incident_body.html", context, request),
-        )
-        return mark_safe(html)  # rendered by the template engine, which escaped it
 
 
 # --- the review workflow (postmortems/workflow.py does the work; these translate HTTP) ---------------------
 
 
-def add_review_context(context: dict, request, incident: Incident, *, comments=None) -> None:
-    """What the detail page shows for review: checklist, action panel, comments, changes since my sign-off.
-    `comments`: the incident's comments where the caller has them."""
+def add_review_context(context: dict, request, incident: Incident) -> None:
+    """What the detail page shows for review: checklist, action panel, comments, changes since my sign-off."""
     user = request.user
     involved = incident.is_involved(user) or user.is_staff
     findings = run_checks(incident) if involved else []
     actions = workflow.actions_for(
         incident, user, current_sign_offs=incident.current_sign_offs, findings=findings
     )
-    if comments is None:
-        comments = incident.comments.select_related("author")
     by_section: dict[str, list] = {}
-    for remark in comments:
+    for remark in incident.comments.select_related("author"):
         by_section.setdefault(remark.section, []).append(remark)
     context.update(
         show_checklist=involved,
@@ -328,7 +217,7 @@ def publish(request, pk: int):
 @require_POST
 def reopen(request, pk: int):
     incident = _incident(request, pk)
-    if not (incident.owner_id == request.user.pk or request.user.is_staff):
+    if not workflow.may_reopen(incident, request.user):
         raise PermissionDenied("Only the owner or staff can reopen a published postmortem.")
     form = ReopenForm(request.POST)
     if not form.is_valid():
@@ -344,7 +233,7 @@ def reopen(request, pk: int):
 @require_POST
 def comment(request, pk: int):
     incident = _incident(request, pk)
-    if not (incident.is_involved(request.user) or request.user.is_staff):
+    if not workflow.may_comment(incident, request.user):
         raise PermissionDenied("Only the owner, co-authors and the committee can comment.")
     form = CommentForm(request.POST)
     if not form.is_valid():
