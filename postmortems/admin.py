@@ -126,7 +126,7 @@ def withdraw_from_review(modeladmin, request, queryset):
         modeladmin,
         request,
         queryset,
-        lambda incident: workflow.withdraw(incident, by=request.user, as_staff=True),
+        lambda incident: workflow.withdraw(incident, by=request.user),
         "Withdrawn from review",
     )
 

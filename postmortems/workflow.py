@@ -188,13 +188,14 @@ def request_review(incident: Incident, *, by: User) -> Incident:
     return incident
 
 
-def withdraw(incident: Incident, *, by: User, as_staff: bool = False) -> Incident:
-    """In review → draft. Sign-offs are kept but become stale: the revision moves on."""
+def withdraw(incident: Incident, *, by: User) -> Incident:
+    """In review → draft, by the owner or staff (logged as a staff action). Sign-offs are kept but become
+    stale: the revision moves on."""
     with transaction.atomic():
         locked = _lock(incident)
-        staff = as_staff and by.is_staff and locked.owner_id != by.pk
+        staff = by.is_staff and locked.owner_id != by.pk
         if locked.owner_id != by.pk and not staff:
-            raise NotAllowed("Only the owner can withdraw the postmortem from review.")
+            raise NotAllowed("Only the owner or staff can withdraw the postmortem from review.")
         _require_status(locked, Status.IN_REVIEW, "withdraw it")
         locked.status = Status.DRAFT
         locked.revision += 1
@@ -336,6 +337,8 @@ class Actions:
     publish_blockers: list[str] = field(default_factory=list)
     reopen: bool = False
     comment: bool = False
+    # Staff who are not the owner: what they press (withdraw, reopen) is logged as a staff action.
+    as_staff: bool = False
 
     @property
     def any(self) -> bool:
@@ -349,13 +352,13 @@ def actions_for(
     author = is_author(incident, user)
     reviewer = is_reviewer(incident, user)
     owner = incident.owner_id == user.pk
-    actions = Actions()
+    actions = Actions(as_staff=user.is_staff and not owner)
     if incident.status == Status.DRAFT:
         actions.request_review = author
         if author:
             actions.review_blockers = review_blockers(incident)
     elif incident.status == Status.IN_REVIEW:
-        actions.withdraw = owner
+        actions.withdraw = owner or user.is_staff
         actions.sign_off = reviewer
         actions.publish = owner
         if owner:
