@@ -167,18 +167,6 @@ def insights_view(request):
         team=chosen["team"],
         severity=chosen["severity"],
         today=timezone.localdate(),
-        render=lambda found: render_to_string(
-            "postmortems/_insights_figures.html",
-            {**found, "min_sample": insights.MIN_SAMPLE},
-            request=request,
-        ),
     )
-    context = {
-        "form": form,
-        "team_options": search.select_options(form["team"]),
-        "start": start,
-        "end": end,
-        "recurring_tags": found["recurring_tags"],
-        "html": mark_safe(found["html"]),  # rendered by the template engine, which escaped it
-    }
+    context = {"form": form, "start": start, "end": end, "min_sample": insights.MIN_SAMPLE, **found}
     return TemplateResponse(request, "postmortems/insights.html", context)
