@@ -5,25 +5,14 @@ from datetime import timedelta
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
-from django.template.backends.utils import csrf_input
-from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.safestring import mark_safe
 
-from postmortems import caching, followthrough, insights, search
+from postmortems import followthrough, insights
 from postmortems.followthrough import Scope
-from postmortems.followthrough_forms import (
-    ActionItemFilterForm,
-    ActionItemUpdateForm,
-    InsightsFilterForm,
-    shown_fields,
-)
-from postmortems.models import (
-    ActionItem,
-)
+from postmortems.followthrough_forms import ActionItemFilterForm, ActionItemUpdateForm, InsightsFilterForm
+from postmortems.models import ActionItem
 
 # --- follow-through: action items and insights (postmortems/followthrough.py and insights.py do the work)
 
@@ -43,61 +32,21 @@ def action_items(request):
         "priority": "",
         "overdue": False,
     } | form.cleaned_data
-
-    # The counts and the ordered ids (every page's) cost tens of milliseconds once drafts and restricted
-    # incidents must be hidden, and a page of rows with their forms about as much again: both are kept
-    # per person, choice and state of what they may see (postmortems/caching.py): published incidents
-    # and their own drafts, so that someone else's autosave leaves them cached.
-    snapshot = caching.Snapshot(user)
-    figures, ids = caching.cached(
-        request,
-        snapshot.involved_key("action-items", (user.pk, sorted(chosen.items()), today)),
-        lambda: followthrough.listing(user, today=today, restricted_seen=snapshot.restricted, **chosen),
-    )
-    paginator = search.CappedPaginator(ids, ACTION_ITEMS_PER_PAGE)
-    paginator.ids = ids
-    page = paginator.get_page(request.GET.get("page"))  # its object list: the page's ids
-    here = request.get_full_path()
-    rows = caching.cached(
-        request,
-        snapshot.involved_key("action-item-rows", (user.pk, here, page.number, today)),
-        lambda: _action_item_rows(page.object_list, user=user, today=today, next_url=here),
-    )
+    figures, paginator = followthrough.listing(user, today=today, per_page=ACTION_ITEMS_PER_PAGE, **chosen)
+    page = paginator.get_page(request.GET.get("page"))
     context = {
         "form": form,
         "chosen": chosen,
         "page_obj": page,
         "paginator": paginator,
+        "items": page.object_list,
         "counts": figures.counts,
         "slo": figures.slo,
         "exact_limit": followthrough.EXACT_LIMIT,
         "today": today,
-        # Escaped by Jinja2; the session's CSRF token, masked once for every form of the page.
-        "rows": mark_safe(rows.replace(CSRF_MARK, csrf_input(request))),
+        "soon": today + timedelta(days=followthrough.DUE_SOON_DAYS),
     }
     return TemplateResponse(request, "postmortems/action_items.html", context)
-
-
-# Cached rows hold this mark where each form's CSRF token goes, since the token is the session's. Only the
-# template can write it: it cannot be guessed without SECRET_KEY, and Jinja2 escapes every "<" typed.
-CSRF_MARK = f"<!--csrf_input {salted_hmac('hindsight.views.CSRF_MARK', 'csrf_input').hexdigest()}-->"
-
-
-def _action_item_rows(ids: list[int], *, user, today, next_url: str) -> str:
-    """One page of /action-items/ rows, in the order of `ids`, with an update form on each row `user`
-    may update (returning to `next_url`), as HTML with CSRF_MARK in place of the CSRF token."""
-    found = {item.pk: item for item in followthrough.page_rows(ids, user=user, today=today)}
-    items = [found[pk] for pk in ids if pk in found]
-    for item in items:
-        if item.may_update:
-            item.form = shown_fields(item, next_url=f"{next_url}#item-{item.pk}")
-    context = {
-        "items": items,
-        "today": today,
-        "soon": today + timedelta(days=followthrough.DUE_SOON_DAYS),
-        "csrf_input": mark_safe(CSRF_MARK),
-    }
-    return render_to_string("postmortems/_action_item_rows.jinja", context, using="jinja2")
 
 
 def action_item_update(request, pk: int):
@@ -110,15 +59,8 @@ def action_item_update(request, pk: int):
         raise PermissionDenied(
             "Only the action item’s owner and the postmortem’s owner and co-authors can update it."
         )
-    form = ActionItemUpdateForm(
-        request.POST if request.method == "POST" else None,
-        prefix=f"item-{item.pk}",
-        initial={
-            "status": item.status,
-            "wont_do_reason": item.wont_do_reason,
-            "backlog_link": item.backlog_link,
-            "next": request.GET.get("next", ""),
-        },
+    form = ActionItemUpdateForm.for_item(
+        item, request.POST if request.method == "POST" else None, next_url=request.GET.get("next", "")
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
