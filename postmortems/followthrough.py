@@ -40,7 +40,7 @@ from postmortems.models import (
     Priority,
     Status,
 )
-from postmortems.search import CappedPaginator
+from postmortems.pagination import COUNT_CAP, CappedPaginator
 
 DUE_SOON_DAYS = 7
 
@@ -238,7 +238,6 @@ def page_rows(ids: list[int], *, user: User, today: dt.date) -> ActionItemQueryS
 # in a scope the counts and the deadline table are exact; past it the counts stop at COUNT_CAP (“1,000+”)
 # and the table is left out.
 EXACT_LIMIT = 10_000
-COUNT_CAP = 1_000
 
 
 class AtLeast(int):
