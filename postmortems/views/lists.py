@@ -44,6 +44,7 @@ class IncidentListView(ListView):
     context_object_name = "incidents"
     paginate_by = 20
     paginator_class = CappedPaginator
+    tag: Tag | None = None  # a tag page's own tag
 
     def get_search_data(self):
         return self.request.GET
@@ -85,7 +86,6 @@ class IncidentListView(ListView):
                 incident.snippet = search.highlight(marked)
         slugs = self.form.cleaned_data.get("tag") or []
         chips = self.form.chips(self.tag_names(slugs))
-        page_tag = getattr(self, "tag", None)
         context.update(
             form=self.form,
             chips=chips,
@@ -94,16 +94,15 @@ class IncidentListView(ListView):
             narrowed=bool(chips),
             ranked=bool(query) and search.uses_full_text(),
             rank_candidates=search.RANK_CANDIDATES,
-            tag=page_tag,
+            tag=self.tag,
         )
-        if not (query or chips or page_tag):
+        if not (query or chips or self.tag):
             context["my_drafts"] = self.my_drafts()
         return context
 
     def tag_names(self, slugs: list[str]) -> dict[str, str]:
         """The names of the tags narrowed by, for their chips."""
-        page_tag = getattr(self, "tag", None)
-        names = {page_tag.slug: page_tag.name} if page_tag else {}
+        names = {self.tag.slug: self.tag.name} if self.tag else {}
         if set(slugs) - set(names):
             names.update(Tag.objects.filter(slug__in=slugs).values_list("slug", "name"))
         return names

@@ -10,7 +10,7 @@ from django.http import QueryDict
 from django.urls import reverse
 from taggit.models import Tag
 
-from postmortems import search
+from postmortems import followthrough, search, workflow
 from postmortems.forms import SearchForm
 from postmortems.importing import RecordError, parse_record
 from postmortems.models import ActionItemStatus, Incident, Severity, Status, Visibility
@@ -510,6 +510,47 @@ def test_results_are_never_shared_with_someone_who_sees_less(client_for):
     assert "Team secret" in listed(client_for(outsider))
     team.members.remove(outsider)  # and so is leaving it
     assert "Team secret" not in listed(client_for(outsider))
+
+
+@pytest.mark.parametrize("how", ["reopened", "restricted", "co-author", "team"])
+def test_who_may_see_a_published_incident_shows_on_the_next_request(client_for, how):
+    reader = UserFactory()
+    incident = IncidentFactory(title="Once published", tags=["dns", "secret-project"])
+    restricted = how in ("co-author", "team")
+    if restricted:
+        Incident.objects.filter(pk=incident.pk).update(visibility=Visibility.RESTRICTED)
+    client = client_for(reader)
+
+    def shown() -> tuple[bool, bool, bool]:
+        counts = {tag.slug: tag.num for tag in client.get("/tags/").context["tags"]}
+        return (
+            "Once published" in listed(client),
+            client.get("/tags/secret-project/").status_code == 200,
+            counts.get("secret-project") == 1,
+        )
+
+    assert shown() == ((False,) * 3 if restricted else (True,) * 3)
+    if how == "reopened":
+        workflow.reopen(Incident.objects.get(pk=incident.pk), by=incident.owner, reason="Wrong root cause")
+    elif how == "restricted":
+        incident.visibility = Visibility.RESTRICTED
+        incident.save()
+    elif how == "co-author":
+        incident.co_authors.add(reader)  # a link, not a save of the incident
+    else:
+        incident.teams.add(TeamFactory(members=[reader]))
+    assert shown() == ((True,) * 3 if restricted else (False,) * 3)
+
+
+def test_follow_through_reaches_the_open_items_narrowing(client_for):
+    incident = IncidentFactory(title="With one open item")
+    item = ActionItemFactory(incident=incident, owner=incident.owner)
+    client = client_for(UserFactory())
+    assert "With one open item" in listed(client, "/postmortems/?open=on")
+    followthrough.update_action_item(
+        item, by=incident.owner, status=ActionItemStatus.DONE, backlog_link="", wont_do_reason=""
+    )
+    assert "With one open item" not in listed(client, "/postmortems/?open=on")
 
 
 def test_leaving_the_team_of_a_restricted_incident_hides_it_on_the_next_request(client_for):
