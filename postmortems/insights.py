@@ -413,7 +413,7 @@ def incidents_for(user, **filters) -> IncidentQuerySet:
     return selected(Incident.objects.visible_to(user), **filters)
 
 
-def restricted_seen(user) -> list[int]:
+def visible_restricted(user) -> list[int]:
     """The restricted published incidents `user` may see, asked on every request: who may see them
     changes with a team's members, and must show at once."""
     restricted = Incident.objects.published().filter(visibility=Visibility.RESTRICTED)
@@ -433,7 +433,7 @@ def figures(
     found = public_figures(
         "insights", parts, lambda: tally(selected(Incident.objects.filter(PUBLIC), **filters), today)
     )
-    seen = restricted_seen(user)
+    seen = visible_restricted(user)
     if seen:
         found += tally(selected(Incident.objects.filter(pk__any_of=seen), **filters), today)
     monthly = _per_month(found.months, date_from, date_to)
