@@ -65,15 +65,6 @@ TEMPLATES = [
             ],
         },
     },
-    {
-        # Only for the rows of long lists (`*.jinja`, rendered with using="jinja2"): Django's template
-        # language spends ~1 ms on each row of /action-items/ and of search results, Jinja2 a third of it.
-        "NAME": "jinja2",
-        "BACKEND": "django.template.backends.jinja2.Jinja2",
-        "DIRS": [BASE_DIR / "templates"],
-        "APP_DIRS": False,
-        "OPTIONS": {"environment": "config.jinja2.environment"},
-    },
 ]
 
 WSGI_APPLICATION = "config.wsgi.application"

@@ -31,24 +31,6 @@ def _plain_http_settings():
     overrides.disable()
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _jinja2_context_in_responses():
-    """`response.context` holds what Jinja2 templates (the rows of long lists) were given too, as Django's
-    test set-up does for its own templates: tests read the rows, not their markup."""
-    from django.template.backends.jinja2 import Template
-    from django.test.signals import template_rendered
-
-    render = Template.render
-
-    def instrumented(self, context=None, request=None):
-        template_rendered.send(sender=self, template=self, context=dict(context or {}))
-        return render(self, context, request)
-
-    Template.render = instrumented
-    yield
-    Template.render = render
-
-
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """Each test starts with an empty cache: cached figures must not outlive the data of a test."""
