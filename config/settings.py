@@ -122,21 +122,29 @@ STORAGES = {
 }
 
 # Cache: per process by default; CACHE_URL (e.g. redis://127.0.0.1:6379/1) shares it between processes.
-# It holds pages of results and figures that are checked against the data on every read
-# (postmortems/caching.py) and, when shared, sessions.
+# It holds only what can be computed again, so a Redis that is down or slow must never fail a page: with
+# django-redis, an error reaching it is logged (DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS, logger
+# "django_redis.cache") and read as a miss, within a second rather than a hung request.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
-if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
-    CACHES["default"]["BACKEND"] = "config.cache.RedisCache"  # the same, without a client per operation
-if "CACHE_URL" in env:
-    # Read from the cache, written through to the database: a query less on every request. Never with the
-    # per-process cache, where one worker would keep a session another one has ended.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
+    CACHES["default"]["OPTIONS"] = {
+        "IGNORE_EXCEPTIONS": True,
+        "SOCKET_CONNECT_TIMEOUT": 1,
+        "SOCKET_TIMEOUT": 1,
+        **CACHES["default"].get("OPTIONS", {}),
+    }
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+# Sessions live in the database alone: signing in and staying signed in never depend on the cache.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # Email: console by default, SMTP (or any backend django-environ knows) from EMAIL_URL.
 if "EMAIL_URL" in env:
     vars().update(env.email_url("EMAIL_URL"))
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# An SMTP server that stops answering fails a send after this many seconds (the notification waits for
+# the next catch-up) instead of holding a worker until the task's time limit.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Hindsight <hindsight@localhost>")
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
