@@ -164,6 +164,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "postmortems.tasks.send_daily_reminders",
         "schedule": crontab(hour=env.int("REMINDER_HOUR", default=7), minute=0),
     },
+    # Notifications the broker did not take when their change committed (postmortems/notifications.py).
+    # A run that waited past the next one is dropped: the next one does the same work.
+    "pending-notifications": {
+        "task": "postmortems.tasks.send_pending_notifications",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
