@@ -124,13 +124,14 @@ STORAGES = {
 # Cache: per process by default; CACHE_URL (e.g. redis://127.0.0.1:6379/1) shares it between processes.
 # It holds only what can be computed again, so a Redis that is down or slow must never fail a page: with
 # django-redis, an error reaching it is logged (DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS, logger
-# "django_redis.cache") and read as a miss, within a second rather than a hung request.
+# "django_redis.cache") and read as a miss, within half a second per operation even when Redis accepts
+# connections but never answers (without the timeouts a request waited for ever).
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
     CACHES["default"]["OPTIONS"] = {
         "IGNORE_EXCEPTIONS": True,
-        "SOCKET_CONNECT_TIMEOUT": 1,
-        "SOCKET_TIMEOUT": 1,
+        "SOCKET_CONNECT_TIMEOUT": 0.5,
+        "SOCKET_TIMEOUT": 0.5,
         **CACHES["default"].get("OPTIONS", {}),
     }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
@@ -157,6 +158,17 @@ CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
+# A broker that is down or hung must not hold the request that enqueues: the notification is recorded
+# already and the catch-up sends it (postmortems/notifications.py), so one quick retry is enough, and the
+# socket timeouts end a wait on a broker that accepts connections but never answers (without them a
+# publish waited for ever). socket_timeout stays above the worker's 1 s BRPOP.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 3}
 # Every morning: action items due soon or overdue, reviews pending for days (postmortems/reminders.py).
 # Safe to run more often: each person gets one email of each kind per day.
 CELERY_BEAT_SCHEDULE = {
