@@ -169,6 +169,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.2,
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 3}
+# A worker or beat started, or left, without a broker waits for it however long it takes (Celery's default
+# gives up after 100 attempts, about 45 minutes), then the worker's start sends what waited.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Every morning: action items due soon or overdue, reviews pending for days (postmortems/reminders.py).
 # Safe to run more often: each person gets one email of each kind per day.
 CELERY_BEAT_SCHEDULE = {

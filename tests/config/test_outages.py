@@ -198,6 +198,16 @@ def test_production_settings_keep_sessions_off_the_cache_and_read_cache_errors_a
     assert built["SESSION_ENGINE"] == "django.contrib.sessions.backends.db"
 
 
+def test_production_settings_bound_every_wait_on_the_broker_and_never_give_up_on_it(monkeypatch):
+    built = production_settings(monkeypatch, CELERY_BROKER_URL="redis://127.0.0.1:6379/0")
+
+    assert built["CELERY_TASK_ALWAYS_EAGER"] is False
+    assert built["CELERY_BROKER_TRANSPORT_OPTIONS"]["socket_timeout"] > 1  # above the worker's 1 s BRPOP
+    assert built["CELERY_BROKER_TRANSPORT_OPTIONS"]["socket_connect_timeout"]
+    assert built["CELERY_TASK_PUBLISH_RETRY_POLICY"]["max_retries"] <= 1
+    assert built["CELERY_BROKER_CONNECTION_MAX_RETRIES"] is None
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_people_keep_working_while_redis_is_down_and_every_email_arrives_once_after(app_on, tmp_path, caplog):
