@@ -15,10 +15,12 @@ from django.core import mail
 from django.core.management import call_command
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from postmortems import tasks, workflow
 from postmortems.models import ActivityVerb, Notification, NotificationKind, SignOff, Status
+from tests.factories import UserFactory
 from tests.postmortems.reviewing import make_cast, postmortem
 
 pytestmark = pytest.mark.django_db
@@ -234,3 +236,13 @@ def test_a_new_postmortem_records_the_related_items_notice(client, user, django_
     assert response.status_code == 302
     [notification] = Notification.objects.all()
     assert notification.kind == NotificationKind.RELATED_OPEN_ITEMS
+
+
+def test_staff_see_in_the_admin_what_waits(client):
+    Notification.objects.create(kind=NotificationKind.SIGNED_OFF, object_id=1)
+    Notification.objects.create(kind=NotificationKind.PUBLISHED, object_id=2, sent_at=timezone.now())
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    response = client.get(reverse("admin:postmortems_notification_changelist"), {"sent_at__isempty": "1"})
+
+    assert [n.kind for n in response.context["cl"].result_list] == [NotificationKind.SIGNED_OFF]
