@@ -61,9 +61,11 @@ def enqueue(notification_id: int) -> None:
     try:
         send_notification.delay(notification_id)
     except Exception:
+        # The traceback says why: kombu's OperationalError for a broker that is down; without a broker the
+        # task runs here, so an SMTP error.
         logger.warning(
-            "notification %s not enqueued (is the broker down?); it waits for the catch-up that Celery beat "
-            "runs every minute and each worker runs as it starts",
+            "notification %s not sent now; it waits for the catch-up (Celery beat every minute, each worker "
+            "as it starts, or manage.py send_pending_notifications)",
             notification_id,
             exc_info=True,
         )

@@ -90,7 +90,7 @@ def test_a_refused_enqueue_is_logged_and_the_action_stands(
     assert (notification.kind, notification.object_id) == (NotificationKind.SIGNED_OFF, sign_off.pk)
     [record] = [r for r in caplog.records if r.name == "postmortems.notifications"]
     assert record.levelno == logging.WARNING
-    assert f"notification {notification.pk} not enqueued" in record.getMessage()
+    assert f"notification {notification.pk} not sent now" in record.getMessage()
     assert "Connection refused" in caplog.text
     assert mail.outbox == []
 
@@ -111,6 +111,23 @@ def test_the_reviewer_is_not_shown_an_error_when_the_broker_is_down(
     assert response.url.startswith(incident.get_absolute_url())
     assert SignOff.objects.get(incident=incident, reviewer=cast.reviewer_b).comment.startswith("The timeline")
     assert Notification.objects.pending().count() == 1
+
+
+def test_without_a_broker_a_failed_send_in_the_request_waits_too(
+    cast, django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    incident = postmortem(cast, status=Status.IN_REVIEW)
+
+    def refuse(self, fail_silently=False):
+        raise SMTPException("421 try again later")
+
+    monkeypatch.setattr(mail.EmailMessage, "send", refuse)
+    with django_capture_on_commit_callbacks(execute=True), caplog.at_level(logging.WARNING):
+        workflow.approve(incident, by=cast.reviewer_a, revision=incident.revision)  # runs the task in-process
+
+    [waiting] = Notification.objects.pending()
+    assert waiting.failures == 1
+    assert "421 try again later" in caplog.text
 
 
 def test_the_catch_up_sends_what_waited_once(cast, broker_down, django_capture_on_commit_callbacks):
