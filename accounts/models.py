@@ -16,6 +16,14 @@ def validate_time_zone(value: str) -> None:
         )
 
 
+def zone(name: str | None) -> zoneinfo.ZoneInfo:
+    """The time zone of that name; UTC for a blank or unknown one (a zone removed from the system)."""
+    try:
+        return zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
 def time_zone_choices() -> list[tuple[str, str]]:
     return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
 

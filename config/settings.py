@@ -1,9 +1,11 @@
 """Hindsight settings, read from the environment (see README, "Configuration")."""
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -76,7 +78,30 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "config.wsgi.application"
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+
+def database_from_url(url: str) -> dict:
+    """DATABASE_URL as a DATABASES entry. Empty (``DATABASE_URL=`` in .env) means the SQLite file beside
+    manage.py; what cannot be a database URL stops start-up with a message naming the variable (without its
+    value, which may hold a password)."""
+    url = url.strip() or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+    scheme = urlsplit(url).scheme
+    if scheme not in environ.Env.DB_SCHEMES:
+        found = f"the scheme {scheme!r} is not a database" if scheme else "it has no scheme"
+        raise ImproperlyConfigured(
+            f"DATABASE_URL is not a database URL: {found}. Use e.g. "
+            "postgres://user:password@host:5432/hindsight or sqlite:///path/to/db.sqlite3, "
+            "or leave it empty for SQLite."
+        )
+    try:
+        config = environ.Env.db_url_config(url)
+    except ValueError as error:  # a port that is not a number, or out of range
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {error}.") from None
+    if not config["NAME"]:
+        raise ImproperlyConfigured("DATABASE_URL names no database, e.g. postgres://host:5432/hindsight.")
+    return config
+
+
+DATABASES = {"default": database_from_url(env.str("DATABASE_URL", default=""))}
 # Keeping connections open triples throughput over reconnecting for every request.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -122,10 +147,11 @@ STORAGES = {
 }
 
 # Cache: per process by default; CACHE_URL (e.g. redis://127.0.0.1:6379/1) shares it between processes.
-# It holds only what can be computed again, so a Redis that is down or slow must never fail a page: with
-# django-redis, an error reaching it is logged (DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS, logger
-# "django_redis.cache") and read as a miss, within half a second per operation even when Redis accepts
-# connections but never answers (without the timeouts a request waited for ever).
+# It holds only figures over public published incidents, keyed by a version read from the database
+# (postmortems/aggregates.py), so every process agrees at once either way. A Redis that is down or hung must
+# never fail a page: with django-redis, an error reaching it is logged (DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS,
+# logger "django_redis.cache") and read as a miss, within half a second per operation even when Redis
+# accepts connections but never answers (without the timeouts a request waited for ever).
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
     CACHES["default"]["OPTIONS"] = {
@@ -229,4 +255,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # Django's own console handler (DEBUG only) printed each of its records a second time beside the root's:
+    # its records go to the root handler alone, once, with DEBUG on or off.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }

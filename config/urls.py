@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config import views
-from postmortems.views import serve_media
+from postmortems.views.authoring import serve_media
 
 admin.site.site_header = "Hindsight administration"
 admin.site.site_title = "Hindsight admin"

@@ -4,7 +4,7 @@ from django.db import transaction
 from django.template.response import TemplateResponse
 
 from accounts.models import User
-from postmortems import caching, workflow
+from postmortems import workflow
 from postmortems.editing import STEP_SLUGS
 from postmortems.forms import ReopenForm
 from postmortems.models import (
@@ -46,7 +46,6 @@ class ChildRowAdmin(admin.ModelAdmin):
         update_search_vector(obj.incident_id)
         if change and "incident" in form.changed_data:  # moved: the incident it left changed too
             update_search_vector(form.initial["incident"])
-            caching.bump(published=True)
         if form.changed_data or not change:
             name = obj._meta.verbose_name
             record_staff_edit(obj.incident_id, by=request.user, detail=f"{name} “{str(obj)[:60]}”")
@@ -128,7 +127,7 @@ def withdraw_from_review(modeladmin, request, queryset):
         modeladmin,
         request,
         queryset,
-        lambda incident: workflow.withdraw(incident, by=request.user, as_staff=True),
+        lambda incident: workflow.withdraw(incident, by=request.user),
         "Withdrawn from review",
     )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from postmortems.models import Incident
+from postmortems.models import Incident, factor_tree
 
 SNAPSHOT_PREFETCH = (
     "tags",
@@ -37,7 +37,8 @@ PARTS: dict[str, str] = {
 }
 
 
-def _time(value, zone) -> str:
+def format_time(value, zone) -> str:
+    """A time in `zone`, with the zone's abbreviation, as the text of a postmortem shows it."""
     if value is None:
         return "—"
     local = timezone.localtime(value, zone)
@@ -52,15 +53,15 @@ def snapshot(incident: Incident) -> dict[str, str]:
         f"Incident date: {incident.incident_date:%Y-%m-%d}",
         f"Severity: {incident.severity}",
         f"Time zone: {incident.time_zone}",
-        f"Started: {_time(incident.started_at, zone)}",
-        f"Detected: {_time(incident.detected_at, zone)}",
-        f"Mitigated: {_time(incident.mitigated_at, zone)}",
-        f"Resolved: {_time(incident.resolved_at, zone)}",
+        f"Started: {format_time(incident.started_at, zone)}",
+        f"Detected: {format_time(incident.detected_at, zone)}",
+        f"Mitigated: {format_time(incident.mitigated_at, zone)}",
+        f"Resolved: {format_time(incident.resolved_at, zone)}",
         "Tags: " + (", ".join(sorted(tag.name for tag in incident.tags.all())) or "—"),
     ]
     impacted = "not stated yet" if incident.impacted_customers is None else str(incident.impacted_customers)
     timeline = [
-        f"{_time(event.occurred_at, zone)} · {event.get_kind_display()} · {_one_line(event.description)}"
+        f"{format_time(event.occurred_at, zone)} · {event.get_kind_display()} · {one_line(event.description)}"
         + (f" · {event.link}" if event.link else "")
         for event in incident.timeline_events.all()
     ]
@@ -74,11 +75,11 @@ def snapshot(incident: Incident) -> dict[str, str]:
         ]
         if item.backlog_link:
             details.append(item.backlog_link)
-        action_items.append(f"{_one_line(item.title)} ({', '.join(details)})")
+        action_items.append(f"{one_line(item.title)} ({', '.join(details)})")
     lessons = []
     for lesson in incident.lessons.all():
         leads_to = "; ".join(item.title for item in lesson.action_items.all())
-        lessons.append(_one_line(lesson.text) + (f" → {leads_to}" if leads_to else ""))
+        lessons.append(one_line(lesson.text) + (f" → {leads_to}" if leads_to else ""))
     return {
         "basics": "\n".join(basics),
         "summary": incident.summary.strip(),
@@ -94,24 +95,18 @@ def snapshot(incident: Incident) -> dict[str, str]:
 
 
 def _factor_lines(factors) -> list[str]:
-    children: dict[int | None, list] = {}
-    for factor in factors:
-        children.setdefault(factor.parent_id, []).append(factor)
-    lines: list[str] = []
-
-    def walk(parent_id, depth):
-        for factor in children.get(parent_id, []):
-            human = ", human error" if factor.is_human_error else ""
-            marks = f" [{factor.get_category_display()}{human}]"
-            lines.append("  " * depth + "- " + _one_line(factor.description) + marks)
-            walk(factor.pk, depth + 1)
-
-    walk(None, 0)
+    lines = []
+    for factor, depth in factor_tree(factors):
+        human = ", human error" if factor.is_human_error else ""
+        lines.append(
+            "  " * depth + "- " + one_line(factor.description) + f" [{factor.get_category_display()}{human}]"
+        )
     return lines
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+def one_line(text: str) -> str:
+    """`text` with every run of white space, line breaks included, as one space."""
+    return " ".join((text or "").split())
 
 
 @dataclass(frozen=True)

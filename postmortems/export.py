@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
-from django.utils import timezone
 
-from postmortems.models import ActionItem, ContributingFactor, Incident, Lesson
+from postmortems.changes import format_time, one_line
+from postmortems.models import ActionItem, ContributingFactor, Incident, Lesson, factor_tree
 
 
 def with_sections(queryset: QuerySet) -> QuerySet:
@@ -23,42 +23,23 @@ def with_sections(queryset: QuerySet) -> QuerySet:
     )
 
 
-def _time(value, zone) -> str:
-    if value is None:
-        return "—"
-    local = timezone.localtime(value, zone)
-    return f"{local:%Y-%m-%d %H:%M} {local:%Z}"
-
-
-def _one_line(text: str) -> str:
-    return " ".join((text or "").split())
-
-
 def _section(number: int, heading: str, body: str | None, empty: str = "_Not written yet._") -> list[str]:
     return [f"## {number}. {heading}", "", (body or "").strip() or empty, ""]
 
 
 def _factor_lines(factors: list[ContributingFactor]) -> list[str]:
-    children: dict[int | None, list[ContributingFactor]] = {}
-    for factor in factors:
-        children.setdefault(factor.parent_id, []).append(factor)
-    lines: list[str] = []
-
-    def walk(parent_id: int | None, depth: int) -> None:
-        for factor in children.get(parent_id, []):
-            label = f"[{factor.get_category_display()}{', human error' if factor.is_human_error else ''}]"
-            prefix = "why? " if depth else ""
-            lines.append(f"{'    ' * depth}- {prefix}{_one_line(factor.description)} {label}")
-            walk(factor.pk, depth + 1)
-
-    walk(None, 0)
+    lines = []
+    for factor, depth in factor_tree(factors):
+        label = f"[{factor.get_category_display()}{', human error' if factor.is_human_error else ''}]"
+        prefix = "why? " if depth else ""
+        lines.append(f"{'    ' * depth}- {prefix}{one_line(factor.description)} {label}")
     return lines
 
 
 def to_markdown(incident: Incident) -> str:
     """The whole postmortem as Markdown: title, then sections 2–14 as numbered second-level headings."""
     zone = incident.tz
-    out = [f"# {_one_line(incident.title)}", ""]
+    out = [f"# {one_line(incident.title)}", ""]
     facts = [
         f"- Status: {incident.get_status_display()}",
         f"- Severity: {incident.get_severity_display()}",
@@ -74,10 +55,10 @@ def to_markdown(incident: Incident) -> str:
         "",
         f"{incident.incident_date:%A, %-d %B %Y} (times in {incident.time_zone})",
         "",
-        f"- Started: {_time(incident.started_at, zone)}",
-        f"- Detected: {_time(incident.detected_at, zone)}",
-        f"- Mitigated: {_time(incident.mitigated_at, zone)}",
-        f"- Resolved: {_time(incident.resolved_at, zone)}",
+        f"- Started: {format_time(incident.started_at, zone)}",
+        f"- Detected: {format_time(incident.detected_at, zone)}",
+        f"- Mitigated: {format_time(incident.mitigated_at, zone)}",
+        f"- Resolved: {format_time(incident.resolved_at, zone)}",
         "",
     ]
     co_authors = ", ".join(str(u) for u in incident.co_authors.all())
@@ -97,7 +78,8 @@ def to_markdown(incident: Incident) -> str:
     out += _section(10, "Post-incident analysis", incident.post_incident_analysis)
 
     timeline = [
-        f"- {_time(event.occurred_at, zone)} — **{event.get_kind_display()}**: {_one_line(event.description)}"
+        f"- {format_time(event.occurred_at, zone)} — **{event.get_kind_display()}**: "
+        + one_line(event.description)
         + (f" ([graph / log]({event.link}))" if event.link else "")
         for event in incident.timeline_events.all()
     ]
@@ -107,8 +89,8 @@ def to_markdown(incident: Incident) -> str:
     )
     lessons = []
     for lesson in incident.lessons.all():
-        leads_to = "; ".join(_one_line(item.title) for item in lesson.action_items.all())
-        lessons.append(f"- {_one_line(lesson.text)}" + (f" (leads to: {leads_to})" if leads_to else ""))
+        leads_to = "; ".join(one_line(item.title) for item in lesson.action_items.all())
+        lessons.append(f"- {one_line(lesson.text)}" + (f" (leads to: {leads_to})" if leads_to else ""))
     out += _section(13, "Lessons learned", "\n".join(lessons), "None yet.")
     rows = [
         "| Action item | Owner | Due | Priority | Status | Backlog |",
@@ -116,7 +98,7 @@ def to_markdown(incident: Incident) -> str:
     ]
     for item in incident.action_items.all():
         cells = [
-            _one_line(item.title),
+            one_line(item.title),
             str(item.owner or "—"),
             f"{item.due_date:%Y-%m-%d}" if item.due_date else "—",
             item.priority or "—",

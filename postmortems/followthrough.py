@@ -40,7 +40,7 @@ from postmortems.models import (
     Priority,
     Status,
 )
-from postmortems.search import CappedPaginator
+from postmortems.pagination import COUNT_CAP, CappedPaginator
 
 DUE_SOON_DAYS = 7
 
@@ -125,16 +125,17 @@ class Scope:
     CHOICES = [(MINE, "Mine"), (TEAM, "My teams’"), (ALL, "All I can see")]
 
 
-def in_scope(user: User, scope: str, *, restricted_seen: list[int] | None = None) -> ActionItemQuerySet:
-    """Action items of incidents `user` may see: their own, their teams' members', or all of them.
-    `restricted_seen`: see Incident.hidden_from."""
-    items = ActionItem.objects.visible_to(user, restricted_seen=restricted_seen)
+def in_scope(user: User, scope: str) -> ActionItemQuerySet:
+    """Action items of incidents `user` may see: their own, their teams' members', or all of them."""
+    items = ActionItem.objects.visible_to(user)
     if scope == Scope.MINE:
         return items.filter(owner=user)
     if scope == Scope.TEAM:
-        # One set of owners: "mine, or a teammate's" as an OR of two conditions read every item (45 ms).
-        me_and_teammates = User.objects.filter(Q(pk=user.pk) | Q(teams__members=user)).values("pk")
-        return items.filter(owner__in=me_and_teammates)
+        # The owners as a list of ids: given them as a subquery, PostgreSQL cannot tell how few they are
+        # and walks every item in urgency order looking for theirs (measured: a one-person team's page
+        # read every open item).
+        teammates = User.objects.filter(teams__members=user).values_list("pk", flat=True)
+        return items.filter(owner__in={user.pk, *teammates})
     return items
 
 
@@ -158,7 +159,7 @@ def urgency_order(
     the order is (finished?, due date, id): an index holds it, and a page stops after its rows.
     `one_status`: the items all have one status, so the order is the due date alone, which the index of
     (status, due date, id) holds; finished-last first would read every unfinished item before the first
-    done one (135 ms). `urgency` is for the page's badges.
+    done one. `urgency` is for the page's badges.
     """
     order = [F("due_date").asc(nulls_last=True), "id"]
     if not one_status:
@@ -174,13 +175,12 @@ def listing(
     priority: str,
     overdue: bool,
     today: dt.date,
-    restricted_seen: list[int] | None = None,
-) -> tuple[Figures, list[int]]:
+    per_page: int,
+) -> tuple[Figures, CappedPaginator]:
     """What /action-items/ shows of the items in `user`'s `scope` for one choice of filters: the counts
-    and deadline table of the whole scope, and the ids of the chosen items in urgency order (at most
-    search.COUNT_CAP + 1: every page's, and whether there are more). `status`: one of them, "unfinished"
-    or "any". `restricted_seen`: see Incident.hidden_from."""
-    scoped = in_scope(user, scope, restricted_seen=restricted_seen)
+    and deadline table of the whole scope, and the chosen items in urgency order, paginated (a page loads
+    its rows with `page_rows`). `status`: one of them, "unfinished" or "any"."""
+    scoped = in_scope(user, scope)
     items = scoped
     if status == "unfinished":
         items = items.unfinished()
@@ -191,7 +191,10 @@ def listing(
     if overdue:
         items = items.overdue(today)
     ordered = urgency_order(items, today, one_status=status not in ("unfinished", "any"))
-    return figures(scoped, today), CappedPaginator(ordered, 1).ids
+    paginator = CappedPaginator(
+        ordered, per_page, load_rows=lambda ids: page_rows(ids, user=user, today=today)
+    )
+    return figures(scoped, today), paginator
 
 
 # What a row of /action-items/ shows and what ActionItem.can_update reads: not the incident's long
@@ -217,11 +220,11 @@ ROW_FIELDS = (
 
 
 def page_rows(ids: list[int], *, user: User, today: dt.date) -> ActionItemQuerySet:
-    """The rows of one page of /action-items/, by the ids `search.CappedPaginator` read from the query
+    """The rows of one page of /action-items/, by the ids `CappedPaginator` read from the query
     scoped to what `user` may see: its filters and visibility subqueries need not run again.
 
     `may_update` (whether the row shows its update form) is ActionItem.can_update(user) asked in the same
-    query: the method itself needs every incident's co-authors, one more query and a millisecond more.
+    query: the method itself needs every incident's co-authors, one more query.
     """
     return (
         ActionItem.objects.filter(pk__in=ids)
@@ -233,11 +236,10 @@ def page_rows(ids: list[int], *, user: User, today: dt.date) -> ActionItemQueryS
     )
 
 
-# Counting all 300,000 items someone can see takes ~100 ms, ten page views' worth. Up to EXACT_LIMIT items
+# Counting every item of a large instance costs several times the rest of the page. Up to EXACT_LIMIT items
 # in a scope the counts and the deadline table are exact; past it the counts stop at COUNT_CAP (“1,000+”)
 # and the table is left out.
 EXACT_LIMIT = 10_000
-COUNT_CAP = 1_000
 
 
 class AtLeast(int):
@@ -280,8 +282,8 @@ _COLUMNS = ("status", "priority", "due", "done_in_time")
 
 def _bucketed(items: ActionItemQuerySet, today: dt.date) -> ActionItemQuerySet:
     """Each item with where its due date falls and whether it was done by it: two small columns to group
-    by, which `_states` turns into the states counted (a true/false column per state took 5 ms for an
-    owner's 6,000 items, these 3)."""
+    by, which `_states` turns into the states counted (measured: fewer groups, and faster, than a
+    true/false column per state)."""
     soon = today + dt.timedelta(days=DUE_SOON_DAYS)
     return items.order_by().annotate(
         due=Case(
@@ -358,7 +360,8 @@ def capped_counts(items: ActionItemQuerySet, today: dt.date, *, leave_out=()) ->
     AtLeast), in one query (none when every state is left out).
 
     `items` is compiled once and each state is a condition on its rows: compiling its visibility
-    subqueries again for each of the seven states took longer than running all the counts (10 ms vs 7).
+    subqueries again for each of the seven states took longer than running all the counts (measured), and
+    the ORM cannot count a LIMITed subquery per condition in one statement.
     """
     day = connections[items.db].ops.adapt_datefield_value
     soon = today + dt.timedelta(days=DUE_SOON_DAYS)

@@ -1,7 +1,6 @@
 """Forms of the follow-through pages: updating an action item, filtering /action-items/ and /insights/."""
 
 import datetime as dt
-from dataclasses import dataclass
 
 from django import forms
 from django.utils import timezone
@@ -30,6 +29,17 @@ class ActionItemUpdateForm(forms.Form):
     )
     next = forms.CharField(required=False, widget=forms.HiddenInput)
 
+    @classmethod
+    def for_item(cls, item, data=None, *, next_url: str = "") -> "ActionItemUpdateForm":
+        """The form of one action item, prefixed with its id so that a page can hold one per item."""
+        initial = {
+            "status": item.status,
+            "wont_do_reason": item.wont_do_reason,
+            "backlog_link": item.backlog_link,
+            "next": next_url,
+        }
+        return cls(data, prefix=f"item-{item.pk}", initial=initial)
+
     def clean(self):
         cleaned = super().clean()
         if (
@@ -38,58 +48,6 @@ class ActionItemUpdateForm(forms.Form):
         ):
             self.add_error("wont_do_reason", "Say why it won’t be done: a reason is required.")
         return cleaned
-
-
-@dataclass(frozen=True)
-class ShownField:
-    html_name: str
-    id_for_label: str
-    value: str
-    errors: tuple | list = ()
-    choices: tuple | list = ()
-
-
-@dataclass(frozen=True)
-class ShownForm:
-    """What _action_item_form.jinja reads of an item's update form: plain attributes (Jinja2 tries an
-    attribute before a key, so a dict costs a raised AttributeError on every lookup)."""
-
-    status: ShownField
-    backlog_link: ShownField
-    wont_do_reason: ShownField
-    next: ShownField
-    non_field_errors: tuple | list = ()
-
-
-def shown_fields(item, *, form: ActionItemUpdateForm | None = None, next_url: str = "") -> ShownForm:
-    """An item's update form as _action_item_form.jinja shows it. `form`: a bound form to show again with
-    its errors; without it, the unbound form's initial values, read straight from the item: a list shows
-    25 such forms, and building real ones (deep-copying their fields) took a third of the page's render
-    time."""
-    prefix = f"item-{item.pk}"
-    if form is not None:
-        fields = {name: (form[name].value(), form[name].errors) for name in ActionItemUpdateForm.base_fields}
-        non_field_errors = form.non_field_errors()
-    else:
-        initial = {
-            "status": item.status,
-            "backlog_link": item.backlog_link,
-            "wont_do_reason": item.wont_do_reason,
-            "next": next_url,
-        }
-        fields = {name: (value, ()) for name, value in initial.items()}
-        non_field_errors = ()
-    shown = {
-        name: ShownField(
-            html_name=f"{prefix}-{name}",
-            id_for_label=f"id_{prefix}-{name}",
-            value="" if value is None else value,
-            errors=errors,
-            choices=ActionItemStatus.choices if name == "status" else (),
-        )
-        for name, (value, errors) in fields.items()
-    }
-    return ShownForm(**shown, non_field_errors=non_field_errors)
 
 
 STATUS_FILTERS = [

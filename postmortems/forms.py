@@ -8,19 +8,34 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, QuerySet
 from django.forms.fields import BaseTemporalField
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
+from django.http import QueryDict
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.functional import cached_property
+from django.utils.text import slugify
 from taggit.forms import TagField, TagWidget
 
 from accounts.models import Team, validate_time_zone
-from postmortems.models import ActionItem, ContributingFactor, Incident, Lesson, Section, TimelineEvent
+from postmortems.models import (
+    ActionItem,
+    ActionItemStatus,
+    ContributingFactor,
+    Incident,
+    Lesson,
+    Section,
+    Severity,
+    TimelineEvent,
+)
 
 WALL_CLOCK_FORMAT = "%Y-%m-%dT%H:%M"
 MAX_EXTRA_ROWS = 20
@@ -527,3 +542,145 @@ class CommentForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         error_messages={"required": "Write a comment first."},
     )
+
+
+# --- search (the list's query string) -------------------------------------------------------------
+
+
+class SlugListField(forms.Field):
+    """A repeated query-string parameter of tag slugs (`?tag=dns&tag=aws`); a typed tag name works too."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[str]:
+        values = value if isinstance(value, list | tuple) else [value] if value else []
+        return list(dict.fromkeys(slug for slug in (slugify(str(v)) for v in values) if slug))
+
+
+class SearchForm(forms.Form):
+    """Everything a search can say, read from the query string; the URL holds the whole search."""
+
+    q = forms.CharField(label="Search", required=False, max_length=200)
+    tag = SlugListField(label="Tags", required=False)
+    severity = forms.MultipleChoiceField(
+        label="Severity", required=False, choices=Severity.choices, widget=forms.CheckboxSelectMultiple
+    )
+    date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    owner = forms.ModelChoiceField(
+        label="Owner",
+        required=False,
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        to_field_name="username",
+        empty_label="Anyone",
+        error_messages={"invalid_choice": "Nobody by that username."},
+    )
+    team = forms.ModelChoiceField(
+        label="Team",
+        required=False,
+        queryset=Team.objects.order_by("name"),
+        to_field_name="slug",
+        empty_label="Any team",
+        error_messages={"invalid_choice": "No team by that name."},
+    )
+    open_actions = forms.BooleanField(label="Has open action items", required=False)
+
+    # The query string says `from`, `to` and `open` (DESIGN.md section 9); Python cannot name a field `from`.
+    URL_NAMES = {"date_from": "from", "date_to": "to", "open_actions": "open"}
+
+    def add_prefix(self, field_name):
+        # Used both to read the data and to name the inputs.
+        return self.URL_NAMES.get(field_name, field_name)
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end of the range is before its start.")
+        return cleaned
+
+    def filter(self, queryset: QuerySet) -> QuerySet:
+        """`queryset` narrowed by every valid field; invalid fields are ignored (their errors are shown)."""
+        data = self.cleaned_data if self.is_bound else {}
+        if data.get("tag"):
+            queryset = queryset.with_tags(data["tag"])
+        if data.get("severity"):
+            queryset = queryset.filter(severity__in=data["severity"])
+        if data.get("date_from"):
+            queryset = queryset.filter(incident_date__gte=data["date_from"])
+        if data.get("date_to"):
+            queryset = queryset.filter(incident_date__lte=data["date_to"])
+        if data.get("owner"):
+            queryset = queryset.filter(owner=data["owner"])
+        if data.get("team"):
+            queryset = queryset.filter(
+                Exists(Incident.teams.through.objects.filter(incident=OuterRef("pk"), team=data["team"]))
+            )
+        if data.get("open_actions"):
+            open_items = ActionItem.objects.filter(
+                incident=OuterRef("pk"), status__in=[ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS]
+            )
+            queryset = queryset.filter(Exists(open_items))
+        if data.get("q"):
+            queryset = queryset.search(data["q"])
+        return queryset
+
+    @property
+    def text(self) -> str:
+        return self.cleaned_data.get("q", "") if self.is_bound and hasattr(self, "cleaned_data") else ""
+
+    @cached_property
+    def _tag_query_parts(self) -> tuple[str, str, str, list[str]]:
+        """The list URL, the query string without `page` split where one more `tag` would go, and the
+        tags in it: computed once, for the tag links of every row of a page."""
+        before, after, tags = [], [], []
+        seen_tag = False
+        for key, values in self.data.lists():
+            if key == "page":
+                continue
+            if key == "tag":
+                tags = list(values)
+                seen_tag = True
+            target = after if seen_tag and key != "tag" else before
+            target.extend(urlencode({key: str(value)}) for value in values)
+        return reverse("postmortems:list"), "&".join(before), "&".join(after), tags
+
+    def add_tag_url(self, slug: str) -> str:
+        """The list URL with this search narrowed further by one more tag (tags combine with AND)."""
+        url, before, after, tags = self._tag_query_parts
+        middle = "" if slug in tags else urlencode({"tag": slug})
+        query = "&".join(part for part in (before, middle, after) if part)
+        return f"{url}?{query}"
+
+    def chips(self, tag_names: dict[str, str] | None = None) -> list[tuple[str, str]]:
+        """(label, query string without it) for every narrowing in force, so each can be removed."""
+        if not self.is_bound:
+            return []
+        data = self.cleaned_data
+        chips = []
+
+        def without(key: str, value: str | None = None) -> str:
+            query = QueryDict(mutable=True)
+            for k, values in self.data.lists():
+                kept = [v for v in values if not (k == key and (value is None or v == value))]
+                if kept and k != "page":
+                    query.setlist(k, kept)
+            return query.urlencode()
+
+        if data.get("q"):
+            chips.append((f"“{data['q']}”", without("q")))
+        for slug in data.get("tag") or []:
+            chips.append((f"tag: {(tag_names or {}).get(slug, slug)}", without("tag", slug)))
+        for severity in data.get("severity") or []:
+            chips.append((f"severity: {severity}", without("severity", severity)))
+        if data.get("date_from"):
+            chips.append((f"from {data['date_from']:%Y-%m-%d}", without("from")))
+        if data.get("date_to"):
+            chips.append((f"to {data['date_to']:%Y-%m-%d}", without("to")))
+        if data.get("owner"):
+            chips.append((f"owner: {data['owner']}", without("owner")))
+        if data.get("team"):
+            chips.append((f"team: {data['team'].name}", without("team")))
+        if data.get("open_actions"):
+            chips.append(("has open action items", without("open")))
+        return chips

@@ -2,8 +2,13 @@
 
 Distributions are reported as median, 90th percentile and histogram, never as a mean: a few very long
 incidents would drag a mean far from any typical one. Every figure carries its sample size, and figures from
-fewer than `MIN_SAMPLE` values are flagged as too small to read. The number of queries does not depend on
-the number of incidents: counts are aggregated in the database, and durations come from one values_list.
+fewer than `MIN_SAMPLE` values are flagged as too small to read.
+
+Every figure is made from counts that add up (a `Tally`): incidents per month, incidents per span value,
+action items per priority kept or missed, incidents per tag. Counts are grouped in the database, so the
+number of queries does not depend on the number of incidents. The tally of the public published incidents
+is the same for everyone and is cached as data (aggregates.public_figures); the restricted incidents a
+person may see are tallied on every request and added to it.
 """
 
 from __future__ import annotations
@@ -11,32 +16,37 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import math
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import accumulate
 
 from django.contrib.contenttypes.models import ContentType
-from django.core.cache import cache
-from django.db import connections
 from django.db.models import (
-    Case,
+    CharField,
     Count,
     DurationField,
     ExpressionWrapper,
     F,
-    FloatField,
-    Func,
     Q,
-    When,
+    Value,
 )
 from django.db.models.functions import TruncDate, TruncMonth
-from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from taggit.models import TaggedItem
 
-from postmortems import caching
-from postmortems.models import ActionItem, ActionItemStatus, Incident, IncidentQuerySet, Priority
+from postmortems.aggregates import public_figures
+from postmortems.models import (
+    PUBLIC,
+    ActionItem,
+    ActionItemStatus,
+    Incident,
+    IncidentQuerySet,
+    Priority,
+    Visibility,
+)
 
 # Below this many values a median or share says more about chance than about the organisation.
 MIN_SAMPLE = 10
@@ -69,12 +79,33 @@ DAY_BUCKETS = [
 def percentile(values: Sequence[float], p: float) -> float | None:
     """The p-th percentile (0–100) of sorted `values`, interpolating linearly between closest ranks
     (as PostgreSQL's percentile_cont and numpy's default do)."""
-    if not values:
+    return _percentile(values, len(values), p)
+
+
+def _percentile(values, n: int, p: float) -> float | None:
+    """`percentile` of `n` sorted values, `values[rank]` being the one at that rank."""
+    if not n:
         return None
-    position = (len(values) - 1) * p / 100
+    position = (n - 1) * p / 100
     low = math.floor(position)
-    high = min(low + 1, len(values) - 1)
+    high = min(low + 1, n - 1)
     return values[low] + (values[high] - values[low]) * (position - low)
+
+
+class _Ranked:
+    """Sorted values given as (value, how many) pairs, read by rank as if they were one sorted list."""
+
+    def __init__(self, counts: dict[float, int]):
+        self.values = sorted(counts)
+        self.ends = list(accumulate(counts[value] for value in self.values))
+
+    def __getitem__(self, rank: int) -> float:
+        return self.values[bisect.bisect_right(self.ends, rank)]
+
+    def below(self, limit: float) -> int:
+        """How many values are less than `limit`."""
+        i = bisect.bisect_left(self.values, limit)
+        return self.ends[i - 1] if i else 0
 
 
 @dataclass
@@ -82,23 +113,19 @@ class Distribution:
     name: str
     label: str
     unit: str  # "seconds" or "days"
-    values: list[float] = field(default_factory=list)
-
-    # Computed by the database instead of from `values` (PostgreSQL): n, median, p90, histogram.
-    summary: dict | None = None
-
-    def __post_init__(self):
-        self.values.sort()
+    counts: dict[float, int] = field(default_factory=dict)  # value: how many incidents
 
     @property
     def buckets(self) -> list[tuple[float, float, str]]:
         return DURATION_BUCKETS if self.unit == "seconds" else DAY_BUCKETS
 
-    @property
+    @cached_property
+    def _ranked(self) -> _Ranked:
+        return _Ranked(self.counts)
+
+    @cached_property
     def n(self) -> int:
-        if self.summary is not None:
-            return self.summary["n"]
-        return len(self.values)
+        return sum(self.counts.values())
 
     @property
     def too_small(self) -> bool:
@@ -106,15 +133,11 @@ class Distribution:
 
     @property
     def median(self) -> float | None:
-        if self.summary is not None:
-            return self.summary["median"]
-        return percentile(self.values, 50)
+        return _percentile(self._ranked, self.n, 50)
 
     @property
     def p90(self) -> float | None:
-        if self.summary is not None:
-            return self.summary["p90"]
-        return percentile(self.values, 90)
+        return _percentile(self._ranked, self.n, 90)
 
     @property
     def chart_bars(self) -> list[tuple[str, int]]:
@@ -126,13 +149,13 @@ class Distribution:
 
     @cached_property
     def histogram(self) -> list[tuple[str, int]]:
-        """How many values fall in each bucket (low ≤ value < high); the values are sorted, so bisect."""
-        if self.summary is not None:
-            return self.summary["histogram"]
-        return [
-            (label, bisect.bisect_left(self.values, high) - bisect.bisect_left(self.values, low))
-            for low, high, label in self.buckets
-        ]
+        """How many values fall in each bucket (low ≤ value < high)."""
+        ranked = self._ranked
+        return [(label, ranked.below(high) - ranked.below(low)) for low, high, label in self.buckets]
+
+    @cached_property
+    def chart(self) -> SafeString:
+        return bar_chart(self.chart_bars, title=f"{self.label}: histogram", chart_id=self.name, width=440)
 
     def display(self, value: float | None) -> str:
         if value is None:
@@ -174,71 +197,135 @@ class FollowThrough:
         return self.n < MIN_SAMPLE
 
 
-def figures(
-    user,
-    *,
-    date_from: dt.date,
-    date_to: dt.date,
-    tag: str,
-    team,
-    severity: str,
-    today: dt.date,
-    render: Callable[[dict], str] | None = None,
-) -> dict:
-    """Every figure of the page, cached per filter, audience and state of the data (two small queries
-    decide): the figures cost up to half a second at 100,000 incidents, and the same ones are asked for
-    again and again between two changes. With `render`, its result (the figures as HTML) is cached with
-    them under "html": drawing a ten-year page costs more than checking the cache."""
-    filters = (date_from, date_to, tag, getattr(team, "pk", None), severity, today, render is not None)
-    key = caching.Snapshot(user).published_key("insights", filters)
+# --- the counts every figure is made of ------------------------------------------------------------------
 
-    def compute() -> dict:
-        incidents = incidents_for(
-            user, date_from=date_from, date_to=date_to, tag=tag, team=team, severity=severity
+
+@dataclass
+class Tally:
+    """What the figures of a set of incidents are made of, as plain data that adds up: the tally of two
+    sets that share no incident is the sum of theirs."""
+
+    months: Counter = field(default_factory=Counter)  # first day of a month: incidents
+    spans: dict[str, Counter] = field(default_factory=dict)  # distribution: {value: incidents}
+    on_time: Counter = field(default_factory=Counter)  # priority: action items done by their due date
+    late: Counter = field(default_factory=Counter)  # priority: done after it, or unfinished past it
+    tags: Counter = field(default_factory=Counter)  # (name, slug): incidents
+
+    def __add__(self, other: Tally) -> Tally:
+        spans = {name: Counter(counts) for name, counts in self.spans.items()}
+        for name, counts in other.spans.items():
+            spans.setdefault(name, Counter()).update(counts)
+        return Tally(
+            months=self.months + other.months,
+            spans=spans,
+            on_time=self.on_time + other.on_time,
+            late=self.late + other.late,
+            tags=self.tags + other.tags,
         )
-        monthly = incidents_per_month(incidents, date_from, date_to)
-        bars = [(f"{month:%b %y}", n) for month, n in monthly]
-        dists = distributions(incidents)
-        for dist in dists:
-            dist.chart = bar_chart(
-                dist.chart_bars, title=f"{dist.label}: histogram", chart_id=dist.name, width=440
-            )
-        found = {
-            "monthly": monthly,
-            "monthly_total": sum(n for _month, n in monthly),
-            "monthly_chart": bar_chart(
-                bars, title="Incidents per month", chart_id="monthly", every=max(1, math.ceil(len(bars) / 12))
-            ),
-            "distributions": dists,
-            "follow_through": follow_through(incidents, today),
-            "recurring_tags": recurring_tags(incidents),
-        }
-        if render is not None:
-            found["html"] = render(found)
-        return found
-
-    return cache.get_or_set(key, compute, caching.CACHE_SECONDS)
 
 
-def incidents_for(
-    user, *, date_from: dt.date, date_to: dt.date, tag: str = "", team=None, severity: str = ""
-) -> IncidentQuerySet:
-    """The published postmortems `user` may see that the figures are about."""
-    # The same rule as Incident.objects.visible_to, written as "not hidden from them" (a small indexed
-    # set, hashed once: see ActionItemQuerySet.visible_to), so that PostgreSQL reads the period's
-    # incidents from one covering index.
-    incidents = (
-        Incident.objects.published()
-        .filter(incident_date__gte=date_from, incident_date__lte=date_to)
-        .exclude(pk__in=Incident.objects.hidden_from(user).values("pk"))
+def tally(incidents: IncidentQuerySet, today: dt.date) -> Tally:
+    """The counts of `incidents` (four queries)."""
+    on_time, late = _deadline_counts(incidents, today)
+    return Tally(
+        months=_month_counts(incidents),
+        spans=_span_counts(incidents),
+        on_time=on_time,
+        late=late,
+        tags=_tag_counts(incidents),
     )
-    if tag:
-        incidents = incidents.with_tags([tag])
-    if team is not None:
-        incidents = incidents.filter(teams=team)
-    if severity:
-        incidents = incidents.filter(severity=severity)
-    return incidents
+
+
+def _month_counts(incidents: IncidentQuerySet) -> Counter:
+    rows = (
+        incidents.order_by()
+        .annotate(month=TruncMonth("incident_date"))
+        .values_list("month")
+        .annotate(n=Count("pk"))
+    )
+    counts = Counter()
+    for month, n in rows:
+        counts[month.date() if isinstance(month, dt.datetime) else month] += n
+    return counts
+
+
+# Detect, mitigate and resolve are measured from the start of the incident; publication in whole days
+# from its date: (name, label, unit, start, end).
+SPANS = [
+    ("detect", "Time to detect", "seconds", "started_at", "detected_at"),
+    ("mitigate", "Time to mitigate", "seconds", "started_at", "mitigated_at"),
+    ("resolve", "Time to resolve", "seconds", "started_at", "resolved_at"),
+    ("publish", "Days from incident to publication", "days", "incident_date", "published_at"),
+]
+
+
+def _span(start: str, end: str) -> ExpressionWrapper:
+    if start == "incident_date":
+        return ExpressionWrapper(TruncDate(end) - F(start), output_field=DurationField())
+    return ExpressionWrapper(F(end) - F(start), output_field=DurationField())
+
+
+def _span_counts(incidents: IncidentQuerySet) -> dict[str, Counter]:
+    """Per distribution, how many incidents have each span (seconds, or days): one grouped query per
+    distribution, sent as one UNION ALL. Incidents without the times, or whose times run backwards, are
+    left out."""
+    parts = [
+        incidents.order_by()
+        .annotate(distribution=Value(name, output_field=CharField()), span=_span(start, end))
+        .filter(span__gte=dt.timedelta(0))
+        .values_list("distribution", "span")
+        .annotate(n=Count("pk"))
+        for name, _label, _unit, start, end in SPANS
+    ]
+    units = {name: unit for name, _label, unit, _start, _end in SPANS}
+    counts = {name: Counter() for name in units}
+    for name, span, n in parts[0].union(*parts[1:], all=True):
+        value = span.days if units[name] == "days" else span.total_seconds()
+        counts[name][value] += n
+    return counts
+
+
+def _deadline_counts(incidents: IncidentQuerySet, today: dt.date) -> tuple[Counter, Counter]:
+    """Per priority, action items done on time and late, of those whose due date has come or that are done.
+
+    Won't-do items and items without a due date have no deadline to keep and are left out.
+    """
+    done = Q(status=ActionItemStatus.DONE)
+    unfinished = Q(status__in=[ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS])
+    rows = (
+        ActionItem.objects.filter(incident__in=incidents.order_by().values("pk"), due_date__isnull=False)
+        .order_by()
+        .values_list("priority")
+        .annotate(
+            on_time=Count("pk", filter=done & Q(completed_at__date__lte=F("due_date"))),
+            late=Count(
+                "pk",
+                filter=(done & Q(completed_at__date__gt=F("due_date")))
+                | (unfinished & Q(due_date__lt=today)),
+            ),
+        )
+    )
+    on_time, late = Counter(), Counter()
+    for priority, kept, missed in rows:
+        on_time[priority] += kept
+        late[priority] += missed
+    return on_time, late
+
+
+def _tag_counts(incidents: IncidentQuerySet) -> Counter:
+    """How many of `incidents` carry each tag."""
+    rows = (
+        TaggedItem.objects.filter(
+            content_type=ContentType.objects.get_for_model(Incident),
+            object_id__in=incidents.order_by().values("pk"),
+        )
+        .values_list("tag_id", "tag__name", "tag__slug")
+        .annotate(n=Count("object_id"))
+    )
+    return Counter({(name, slug): n for _pk, name, slug, n in rows})
+
+
+# --- figures from the counts -----------------------------------------------------------------------------
 
 
 def months_between(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -250,148 +337,117 @@ def months_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return months
 
 
+def _per_month(counts: Counter, start: dt.date, end: dt.date) -> list[tuple[dt.date, int]]:
+    return [(month, counts.get(month, 0)) for month in months_between(start, end)]
+
+
+def _distributions(spans: dict[str, Counter]) -> list[Distribution]:
+    return [
+        Distribution(name, label, unit, dict(spans.get(name, {})))
+        for name, label, unit, _start, _end in SPANS
+    ]
+
+
+def _follow_through(on_time: Counter, late: Counter) -> FollowThrough:
+    table = [
+        (label, on_time[value], late[value])
+        for value, label in [*Priority.choices, ("", "No priority")]
+        if on_time[value] or late[value]
+    ]
+    return FollowThrough(on_time=sum(on_time.values()), late=sum(late.values()), by_priority=table)
+
+
+def _recurring(tags: Counter, limit: int = 15) -> list[dict]:
+    """Tags on more than one incident, most frequent first."""
+    ranked = sorted(((-n, name, slug) for (name, slug), n in tags.items() if n >= 2))[:limit]
+    return [{"tag__name": name, "tag__slug": slug, "n": -n} for n, name, slug in ranked]
+
+
 def incidents_per_month(
     incidents: IncidentQuerySet, start: dt.date, end: dt.date
 ) -> list[tuple[dt.date, int]]:
     """One row per month of the period, months without incidents included (one query)."""
-    rows = (
-        incidents.order_by()
-        .annotate(month=TruncMonth("incident_date"))
-        .values("month")
-        .annotate(n=Count("pk"))
-    )
-    counts = {}
-    for row in rows:
-        month = row["month"]
-        if isinstance(month, dt.datetime):
-            month = month.date()
-        counts[month] = row["n"]
-    return [(month, counts.get(month, 0)) for month in months_between(start, end)]
-
-
-ZERO = dt.timedelta(0)
-
-
-def _span(end: str) -> ExpressionWrapper:
-    return ExpressionWrapper(F(end) - F("started_at"), output_field=DurationField())
-
-
-def _epoch(span) -> Func:
-    return Func(span, template="date_part('epoch', %(expressions)s)", output_field=FloatField())
-
-
-def _summarised(incidents: IncidentQuerySet, dists: list[Distribution], spans: list) -> None:
-    """PostgreSQL: n, median, 90th percentile and histogram of each distribution in one query, each
-    value computed once per incident (negative spans as NULL, which aggregates skip): loading 100,000
-    rows of intervals into Python took half a second."""
-    values = {}
-    for i, (dist, span) in enumerate(zip(dists, spans, strict=True)):
-        value = _epoch(span) if dist.unit == "seconds" else _epoch(span) / 86400.0
-        values[f"v{i}"] = Case(When(GreaterThanOrEqual(value, 0), then=value), output_field=FloatField())
-    sql, params = incidents.order_by().annotate(**values).values(*values).query.sql_with_params()
-    columns = []
-    for i, dist in enumerate(dists):
-        columns += [f"COUNT(s.v{i})", f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY s.v{i})"]
-        for low, high, _label in dist.buckets:
-            upper = "" if high == math.inf else f" AND s.v{i} < {float(high)}"
-            columns.append(f"COUNT(*) FILTER (WHERE s.v{i} >= {float(low)}{upper})")
-    with connections[incidents.db].cursor() as cursor:
-        # OFFSET 0 keeps the subquery from being inlined, which would recompute each value per use.
-        cursor.execute(f"SELECT {', '.join(columns)} FROM ({sql} OFFSET 0) s", params)
-        row = list(cursor.fetchone())
-    for dist in dists:
-        n, (median, p90) = row.pop(0), row.pop(0) or (None, None)
-        histogram = [(label, row.pop(0)) for _low, _high, label in dist.buckets]
-        dist.summary = {"n": n, "median": median, "p90": p90, "histogram": histogram}
+    return _per_month(_month_counts(incidents), start, end)
 
 
 def distributions(incidents: IncidentQuerySet) -> list[Distribution]:
     """Time to detect, mitigate, resolve (from the start) and days from the incident to publication."""
-    detect = Distribution("detect", "Time to detect", "seconds")
-    mitigate = Distribution("mitigate", "Time to mitigate", "seconds")
-    resolve = Distribution("resolve", "Time to resolve", "seconds")
-    publish = Distribution("publish", "Days from incident to publication", "days")
-    dists = [detect, mitigate, resolve, publish]
-    if connections[incidents.db].vendor == "postgresql":
-        spans = [
-            _span("detected_at"),
-            _span("mitigated_at"),
-            _span("resolved_at"),
-            ExpressionWrapper(TruncDate("published_at") - F("incident_date"), output_field=DurationField()),
-        ]
-        _summarised(incidents, dists, spans)
-        return dists
-    # Differences computed by the database: loading 400,000 aware datetimes costs seconds, intervals do not.
-    rows = (
-        incidents.order_by()
-        .annotate(
-            to_detect=_span("detected_at"),
-            to_mitigate=_span("mitigated_at"),
-            to_resolve=_span("resolved_at"),
-            to_publish=ExpressionWrapper(
-                TruncDate("published_at") - F("incident_date"), output_field=DurationField()
-            ),
-        )
-        .values_list("to_detect", "to_mitigate", "to_resolve", "to_publish")
-    )
-    for row in rows:
-        for dist, span in zip((detect, mitigate, resolve), row[:3], strict=True):
-            if span is not None and span >= ZERO:
-                dist.values.append(span.total_seconds())
-        if row[3] is not None and row[3] >= ZERO:
-            publish.values.append(row[3].days)
-    for dist in (detect, mitigate, resolve, publish):
-        dist.values.sort()
-    return [detect, mitigate, resolve, publish]
+    return _distributions(_span_counts(incidents))
 
 
 def follow_through(incidents: IncidentQuerySet, today: dt.date) -> FollowThrough:
-    """Share of action items done by their due date, of those whose due date has come or that are done.
-
-    Won't-do items and items without a due date have no deadline to keep and are left out.
-    """
-    done = Q(status=ActionItemStatus.DONE)
-    unfinished = Q(status__in=[ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS])
-    rows = (
-        ActionItem.objects.filter(incident__in=incidents.values("pk"), due_date__isnull=False)
-        .order_by()
-        .values("priority")
-        .annotate(
-            on_time=Count("pk", filter=done & Q(completed_at__date__lte=F("due_date"))),
-            late=Count(
-                "pk",
-                filter=(done & Q(completed_at__date__gt=F("due_date")))
-                | (unfinished & Q(due_date__lt=today)),
-            ),
-        )
-    )
-    by_priority = {row["priority"]: (row["on_time"], row["late"]) for row in rows}
-    table = [
-        (label, *by_priority[value])
-        for value, label in [*Priority.choices, ("", "No priority")]
-        if value in by_priority and sum(by_priority[value])
-    ]
-    return FollowThrough(
-        on_time=sum(on_time for on_time, _ in by_priority.values()),
-        late=sum(late for _, late in by_priority.values()),
-        by_priority=table,
-    )
+    """Share of action items done by their due date, of those whose due date has come or that are done."""
+    return _follow_through(*_deadline_counts(incidents, today))
 
 
 def recurring_tags(incidents: IncidentQuerySet, *, limit: int = 15) -> list[dict]:
     """Tags carried by more than one incident of the selection, most frequent first (one query)."""
-    # Grouped by tag id over the (tag, content type, object) index; names joined for the few winners.
-    return list(
-        TaggedItem.objects.filter(
-            content_type=ContentType.objects.get_for_model(Incident),
-            object_id__in=incidents.order_by().values("pk"),
-        )
-        .values("tag_id", "tag__name", "tag__slug")
-        .annotate(n=Count("object_id"))
-        .filter(n__gte=2)
-        .values("tag__name", "tag__slug", "n")
-        .order_by("-n", "tag__name")[:limit]
+    return _recurring(_tag_counts(incidents), limit)
+
+
+# --- the page --------------------------------------------------------------------------------------------
+
+
+def selected(
+    incidents: IncidentQuerySet,
+    *,
+    date_from: dt.date,
+    date_to: dt.date,
+    tag: str = "",
+    team=None,
+    severity: str = "",
+) -> IncidentQuerySet:
+    """The published ones of `incidents` that the figures are about."""
+    incidents = incidents.published().filter(incident_date__gte=date_from, incident_date__lte=date_to)
+    if tag:
+        incidents = incidents.with_tags([tag])
+    if team is not None:
+        incidents = incidents.filter(teams=team)
+    if severity:
+        incidents = incidents.filter(severity=severity)
+    return incidents
+
+
+def incidents_for(user, **filters) -> IncidentQuerySet:
+    """The published postmortems `user` may see that the figures are about (`selected` for the filters)."""
+    return selected(Incident.objects.visible_to(user), **filters)
+
+
+def restricted_seen(user) -> list[int]:
+    """The restricted published incidents `user` may see, asked on every request: who may see them
+    changes with a team's members, and must show at once."""
+    restricted = Incident.objects.published().filter(visibility=Visibility.RESTRICTED)
+    return list(restricted.visible_to(user).values_list("pk", flat=True))
+
+
+def figures(
+    user, *, date_from: dt.date, date_to: dt.date, tag: str, team, severity: str, today: dt.date
+) -> dict:
+    """Every figure of the page, over the published incidents `user` may see.
+
+    The tally of the public ones (published, normal visibility) is the same for everyone and is cached
+    per filter and per version of the published incidents; the restricted ones `user` may see are
+    tallied afresh and added (two queries, and four more when there are some)."""
+    filters = {"date_from": date_from, "date_to": date_to, "tag": tag, "team": team, "severity": severity}
+    parts = (date_from, date_to, tag, getattr(team, "pk", None), severity, today)
+    found = public_figures(
+        "insights", parts, lambda: tally(selected(Incident.objects.filter(PUBLIC), **filters), today)
     )
+    seen = restricted_seen(user)
+    if seen:
+        found += tally(selected(Incident.objects.filter(pk__any_of=seen), **filters), today)
+    monthly = _per_month(found.months, date_from, date_to)
+    bars = [(f"{month:%b %y}", n) for month, n in monthly]
+    return {
+        "monthly": monthly,
+        "monthly_total": sum(n for _month, n in monthly),
+        "monthly_chart": bar_chart(
+            bars, title="Incidents per month", chart_id="monthly", every=max(1, math.ceil(len(bars) / 12))
+        ),
+        "distributions": _distributions(found.spans),
+        "follow_through": _follow_through(found.on_time, found.late),
+        "recurring_tags": _recurring(found.tags),
+    }
 
 
 # --- charts ------------------------------------------------------------------------------------------------

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import zoneinfo
+from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
+from operator import attrgetter
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
@@ -17,7 +21,7 @@ from django.utils import timezone
 from markdownx.models import MarkdownxField
 from taggit.managers import TaggableManager
 
-from accounts.models import Team, validate_time_zone
+from accounts.models import Team, validate_time_zone, zone
 
 
 class Severity(models.TextChoices):
@@ -42,7 +46,7 @@ _STATUS_BADGES = {Status.PUBLISHED: "text-bg-success", Status.IN_REVIEW: "text-b
 
 
 def status_badge_class(status: str) -> str:
-    """The Bootstrap colour of an incident's status badge (includes/_status_badge.html, the *.jinja rows)."""
+    """The Bootstrap colour of an incident's status badge (includes/_status_badge.html)."""
     return _STATUS_BADGES.get(status, "text-bg-secondary")
 
 
@@ -80,6 +84,8 @@ class AnyOf(models.Lookup):
         return f"{lhs} = ANY(%s::bigint[])", (*params, [int(pk) for pk in self.rhs])
 
 
+# Per tag, only this many of its newest published incidents are compared for related incidents.
+RELATED_PER_TAG = 200
 # A tag on fewer incidents than this is filtered through its own rows (IncidentQuerySet.with_tags).
 FEW_TAGGED = 5_000
 
@@ -182,6 +188,33 @@ class IncidentQuerySet(models.QuerySet):
             )
             qs = qs.filter(Exists(tagged))
         return qs
+
+    def related_to(self, incident: Incident, *, limit: int = 5) -> list[Incident]:
+        """Published incidents of this queryset (what someone may see) sharing the most tags with
+        `incident`, most tags in common first, each with `common`, the number of tags in common.
+
+        Only the newest RELATED_PER_TAG published incidents of each tag are compared, so that a tag on
+        tens of thousands of incidents costs no more than a rare one (PostgreSQL: one UNION ALL of a
+        bounded slice per tag; SQLite, which cannot slice a UNION's parts, counts every match)."""
+        tag_ids = [tag.pk for tag in incident.tags.all()]
+        if not tag_ids:
+            return []
+        published = Incident.objects.published().exclude(pk=incident.pk).order_by()
+        if connections[self.db].features.supports_slicing_ordering_in_compound:
+            newest = [
+                published.filter(tags=tag_id).order_by("-id").values_list("pk", flat=True)[:RELATED_PER_TAG]
+                for tag_id in tag_ids
+            ]
+            common = Counter(newest[0].union(*newest[1:], all=True))
+        else:
+            shared = published.filter(tags__in=tag_ids).values_list("pk").annotate(n=models.Count("pk"))
+            common = Counter(dict(shared))
+        best = sorted(common, key=lambda pk: (-common[pk], -pk))[: limit * 4]
+        found = list(self.published().filter(pk__in=best).only("title", "incident_date", "severity"))
+        for other in found:
+            other.common = common[other.pk]
+        found.sort(key=lambda other: (-other.common, -other.pk))
+        return found[:limit]
 
     def search(self, text: str) -> IncidentQuerySet:
         """Full-text search, best first (see postmortems/search.py for both databases' behaviour)."""
@@ -318,8 +351,7 @@ class Incident(models.Model):
     class Meta:
         ordering = ["-incident_date", "-id"]
         indexes = [
-            # caching.data_fingerprint reads the latest updates from here, not from the rows.
-            models.Index(fields=["updated_at"], name="incident_updated_idx"),
+            # aggregates.published_version reads the latest save of a published incident from here.
             models.Index(
                 fields=["updated_at"],
                 condition=Q(status=Status.PUBLISHED),
@@ -365,14 +397,6 @@ class Incident(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("postmortems:detail", args=[self.pk])
 
-    @classmethod
-    def from_db(cls, db, field_names, values):
-        incident = super().from_db(db, field_names, values)
-        # Its status when read (None: not read) or last saved, for caching: a save that takes it out of
-        # "published" changes what lists show, and a draft's autosave does not.
-        incident.loaded_status = incident.__dict__.get("status")
-        return incident
-
     @property
     def status_badge_class(self) -> str:
         """The Bootstrap colour of its status badge."""
@@ -392,10 +416,7 @@ class Incident(models.Model):
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
-        try:
-            return zoneinfo.ZoneInfo(self.time_zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            return zoneinfo.ZoneInfo("UTC")
+        return zone(self.time_zone)
 
     @property
     def is_restricted(self) -> bool:
@@ -491,6 +512,38 @@ class TimelineEvent(models.Model):
 
     def get_absolute_url(self) -> str:
         return self.incident.get_absolute_url() + f"#event-{self.pk}"
+
+
+Row = TypeVar("Row")
+
+
+def factor_tree(
+    rows: Iterable[Row],
+    *,
+    pk: Callable[[Row], int | None] = attrgetter("pk"),
+    parent: Callable[[Row], int | None] = attrgetter("parent_id"),
+) -> list[tuple[Row, int]]:
+    """Contributing factors (or anything naming one, e.g. their forms) in “why?”-tree order, each with its
+    depth: a factor, then the answers to its “why?”. Rows whose chain never reaches a root (a parent left
+    out, or a circular chain a rejected form holds) follow at depth 0, so that none goes missing."""
+    rows = list(rows)
+    known = {pk(row) for row in rows}
+    children: dict[int | None, list] = {}
+    for row in rows:
+        children.setdefault(parent(row) if parent(row) in known else None, []).append(row)
+    ordered: list[tuple[Row, int]] = []
+    placed: set[int] = set()
+
+    def walk(parent_pk: int | None, depth: int) -> None:
+        for row in children.get(parent_pk, []):
+            if id(row) not in placed:
+                placed.add(id(row))
+                ordered.append((row, depth))
+                if pk(row) is not None:
+                    walk(pk(row), depth + 1)
+
+    walk(None, 0)
+    return ordered + [(row, 0) for row in rows if id(row) not in placed]
 
 
 class FactorCategory(models.TextChoices):
@@ -665,7 +718,6 @@ class ActionItem(models.Model):
     class Meta:
         ordering = ["due_date", "id"]
         indexes = [
-            models.Index(fields=["updated_at"], name="actionitem_updated_idx"),
             models.Index(fields=["owner", "status", "due_date"], name="actionitem_owner_status_idx"),
             # /action-items/ reads these in its order (followthrough.urgency_order) and stops at a page.
             models.Index(fields=["status", "due_date", "id"], name="actionitem_status_due_idx"),
@@ -710,7 +762,7 @@ class ActionItem(models.Model):
 
     @property
     def status_badge_class(self) -> str:
-        """The Bootstrap colour of its status badge (_action_item_status_badge.html and the *.jinja rows)."""
+        """The Bootstrap colour of its status badge (_action_item_status_badge.html)."""
         return _ACTION_STATUS_BADGES.get(self.status, "text-bg-light border")
 
     @property
@@ -845,7 +897,7 @@ class Activity(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "activities"
         indexes = [
-            # caching.data_fingerprint: the newest entry that changed what a published incident shows.
+            # aggregates.published_version: the newest entry that changed what a published incident shows.
             models.Index(
                 fields=["id"], condition=Q(verb__in=PUBLISHED_CHANGES), name="activity_published_idx"
             ),

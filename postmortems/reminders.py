@@ -31,6 +31,9 @@ DUE_SOON_DAYS = followthrough.DUE_SOON_DAYS
 ESCALATE_AFTER_DAYS = 14
 # A postmortem waiting longer than this for a reviewer's sign-off earns them a reminder.
 REVIEW_PENDING_DAYS = 3
+# An action-item reminder lists at most this many items, then says how many more and links /action-items/:
+# listing every one made one person's email 1 MB on large data.
+MAX_ITEMS_PER_EMAIL = 20
 
 
 # What the reminder email shows of an item and its postmortem (emails/reminder_action_items.txt), and
@@ -105,6 +108,25 @@ def visible_items(person: User, items: list[ActionItem]) -> set[int]:
     return visible
 
 
+def action_item_email(digest: ActionItemDigest) -> dict:
+    """What one reminder lists: the person's own items, then others' long overdue ones, each list most overdue
+    first, at most MAX_ITEMS_PER_EMAIL in all; with each list's full count and how many are left out."""
+    mine = sorted(digest.mine, key=_most_overdue_first)[:MAX_ITEMS_PER_EMAIL]
+    escalated = sorted(digest.escalated, key=_most_overdue_first)[: MAX_ITEMS_PER_EMAIL - len(mine)]
+    return {
+        "mine": mine,
+        "mine_count": len(digest.mine),
+        "mine_more": len(digest.mine) - len(mine),
+        "escalated": escalated,
+        "escalated_count": len(digest.escalated),
+        "escalated_more": len(digest.escalated) - len(escalated),
+    }
+
+
+def _most_overdue_first(item: ActionItem) -> tuple:
+    return (item.due_date, item.pk)
+
+
 def action_item_reminders(today: dt.date) -> int:
     sent = 0
     for person, digest in action_item_digests(today).items():
@@ -112,7 +134,7 @@ def action_item_reminders(today: dt.date) -> int:
             f"reminder:action-items:{person.pk}:{today.isoformat()}",
             to=person,
             template="reminder_action_items",
-            context={"mine": digest.mine, "escalated": digest.escalated, "today": today},
+            context={**action_item_email(digest), "today": today},
         )
     return sent
 

@@ -1,4 +1,4 @@
-"""Finding past incidents: text search, filters, tag counts and related incidents (DESIGN.md section 7).
+"""Finding past incidents by text (DESIGN.md section 7).
 
 On PostgreSQL, text search uses a stored, weighted search vector (`Incident.search_vector`, GIN-indexed):
 title and tags weigh A, the summary B, the other sections, contributing factors and lessons C, the timeline
@@ -13,50 +13,29 @@ newest first.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
-from urllib.parse import urlencode
 
-from django import forms
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
-from django.core.cache import cache
-from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
-from django.forms import BoundField
-from django.http import QueryDict
-from django.urls import reverse
-from django.utils.functional import cached_property
-from django.utils.html import escape, format_html, format_html_join
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.text import slugify
 from taggit.models import Tag, TaggedItem
 
-from accounts.models import Team, User
 from postmortems.models import (
     ActionItem,
-    ActionItemStatus,
     ContributingFactor,
     Incident,
     Lesson,
-    Severity,
     Status,
     TimelineEvent,
-    status_badge_class,
 )
 
 SEARCH_CONFIG = "english"
 # How many of a query's newest matches are ranked by relevance (see the module docstring).
 RANK_CANDIDATES = 300
-# Lists count their rows exactly up to this many; past it they say "more than 1,000".
-COUNT_CAP = 1000
-# How long the owner and team choices of the search form are cached.
-OPTIONS_CACHE_SECONDS = 60
 # ts_headline marks matches with these; `highlight` escapes the text, then turns them into <mark>.
 MARK_START, MARK_STOP = "\x02", "\x03"
 
@@ -281,351 +260,7 @@ def highlight(snippet: str) -> SafeString:
     return mark_safe(html)  # escaped above; only our own markers become tags
 
 
-# --- filters --------------------------------------------------------------------------------------
-
-
-class SlugListField(forms.Field):
-    """A repeated query-string parameter of tag slugs (`?tag=dns&tag=aws`); a typed tag name works too."""
-
-    widget = forms.MultipleHiddenInput
-
-    def to_python(self, value) -> list[str]:
-        values = value if isinstance(value, list | tuple) else [value] if value else []
-        return list(dict.fromkeys(slug for slug in (slugify(str(v)) for v in values) if slug))
-
-
-def select_options(bound: BoundField) -> SafeString:
-    """The <option>s of a select of people or teams (a ModelChoiceField), the empty choice first and the
-    chosen one selected.
-
-    Drawn here, not in a template: fifty people's options cost a millisecond in Django's template
-    language on every list page. They are cached briefly as HTML (users and teams change rarely), and
-    read with a plain fetch, where the field's own iterator opens a server-side cursor (three round
-    trips and a COUNT). Validating a given value still reads the database."""
-    field = bound.field
-    key = f"search:options-html:{type(bound.form).__name__}:{bound.name}"
-    drawn = cache.get(key)
-    if drawn is None:
-        objects = field.queryset
-        drawn = str(
-            format_html_join(
-                "",
-                '<option value="{}">{}</option>',
-                (
-                    (getattr(obj, field.to_field_name or "pk"), field.label_from_instance(obj))
-                    for obj in objects
-                ),
-            )
-        )
-        cache.set(key, drawn, OPTIONS_CACHE_SECONDS)
-    options = format_html('<option value="">{}</option>', field.empty_label) + mark_safe(drawn)
-    # Every value is escaped and written as value="…" once: marking the chosen one is a replacement.
-    current = bound.value()
-    chosen = format_html('<option value="{}">', "" if current is None else current)
-    return mark_safe(options.replace(chosen, chosen[:-1] + " selected>", 1))
-
-
-class SearchForm(forms.Form):
-    """Everything a search can say, read from the query string; the URL holds the whole search."""
-
-    q = forms.CharField(label="Search", required=False, max_length=200)
-    tag = SlugListField(label="Tags", required=False)
-    severity = forms.MultipleChoiceField(
-        label="Severity", required=False, choices=Severity.choices, widget=forms.CheckboxSelectMultiple
-    )
-    date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    owner = forms.ModelChoiceField(
-        label="Owner",
-        required=False,
-        queryset=User.objects.filter(is_active=True).order_by("username"),
-        to_field_name="username",
-        empty_label="Anyone",
-        error_messages={"invalid_choice": "Nobody by that username."},
-    )
-    team = forms.ModelChoiceField(
-        label="Team",
-        required=False,
-        queryset=Team.objects.order_by("name"),
-        to_field_name="slug",
-        empty_label="Any team",
-        error_messages={"invalid_choice": "No team by that name."},
-    )
-    open_actions = forms.BooleanField(label="Has open action items", required=False)
-
-    # The query string says `from`, `to` and `open` (DESIGN.md section 9); Python cannot name a field `from`.
-    URL_NAMES = {"date_from": "from", "date_to": "to", "open_actions": "open"}
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for name in ("owner", "team"):
-            self.fields[name].widget.attrs["class"] = "form-select"
-        self.fields["severity"].widget.attrs["class"] = "form-check-input"
-
-    def add_prefix(self, field_name):
-        # Used both to read the data and to name the inputs.
-        return self.URL_NAMES.get(field_name, field_name)
-
-    def clean(self):
-        cleaned = super().clean()
-        start, end = cleaned.get("date_from"), cleaned.get("date_to")
-        if start and end and start > end:
-            self.add_error("date_to", "The end of the range is before its start.")
-        return cleaned
-
-    def filter(self, queryset: QuerySet) -> QuerySet:
-        """`queryset` narrowed by every valid field; invalid fields are ignored (their errors are shown)."""
-        data = self.cleaned_data if self.is_bound else {}
-        if data.get("tag"):
-            queryset = queryset.with_tags(data["tag"])
-        if data.get("severity"):
-            queryset = queryset.filter(severity__in=data["severity"])
-        if data.get("date_from"):
-            queryset = queryset.filter(incident_date__gte=data["date_from"])
-        if data.get("date_to"):
-            queryset = queryset.filter(incident_date__lte=data["date_to"])
-        if data.get("owner"):
-            queryset = queryset.filter(owner=data["owner"])
-        if data.get("team"):
-            queryset = queryset.filter(
-                Exists(Incident.teams.through.objects.filter(incident=OuterRef("pk"), team=data["team"]))
-            )
-        if data.get("open_actions"):
-            open_items = ActionItem.objects.filter(
-                incident=OuterRef("pk"), status__in=[ActionItemStatus.OPEN, ActionItemStatus.IN_PROGRESS]
-            )
-            queryset = queryset.filter(Exists(open_items))
-        if data.get("q"):
-            queryset = queryset.search(data["q"])
-        return queryset
-
-    @property
-    def text(self) -> str:
-        return self.cleaned_data.get("q", "") if self.is_bound and hasattr(self, "cleaned_data") else ""
-
-    # Rendering the select and checkbox widgets (a template per option) cost more than the rest of the
-    # list page, so the template loops over these plain values instead.
-
-    def severity_options(self) -> list[tuple[str, bool]]:
-        """(value, checked) of every severity checkbox."""
-        checked = {str(v) for v in self["severity"].value() or []}
-        return [(value, value in checked) for value, _label in self.fields["severity"].choices]
-
-    @cached_property
-    def _tag_query_parts(self) -> tuple[str, str, str, list[str]]:
-        """The list URL, the query string without `page` split where one more `tag` would go, and the
-        tags in it: computed once, for the hundred tag links of a page."""
-        before, after, tags = [], [], []
-        seen_tag = False
-        for key, values in self.data.lists():
-            if key == "page":
-                continue
-            if key == "tag":
-                tags = list(values)
-                seen_tag = True
-            target = after if seen_tag and key != "tag" else before
-            target.extend(urlencode({key: str(value)}) for value in values)
-        return reverse("postmortems:list"), "&".join(before), "&".join(after), tags
-
-    def add_tag_url(self, slug: str) -> str:
-        """The list URL with this search narrowed further by one more tag (tags combine with AND)."""
-        url, before, after, tags = self._tag_query_parts
-        middle = "" if slug in tags else urlencode({"tag": slug})
-        query = "&".join(part for part in (before, middle, after) if part)
-        return f"{url}?{query}"
-
-    def chips(self, tag_names: dict[str, str] | None = None) -> list[tuple[str, str]]:
-        """(label, query string without it) for every narrowing in force, so each can be removed."""
-        if not self.is_bound:
-            return []
-        data = self.cleaned_data
-        chips = []
-
-        def without(key: str, value: str | None = None) -> str:
-            query = QueryDict(mutable=True)
-            for k, values in self.data.lists():
-                kept = [v for v in values if not (k == key and (value is None or v == value))]
-                if kept and k != "page":
-                    query.setlist(k, kept)
-            return query.urlencode()
-
-        if data.get("q"):
-            chips.append((f"“{data['q']}”", without("q")))
-        for slug in data.get("tag") or []:
-            chips.append((f"tag: {(tag_names or {}).get(slug, slug)}", without("tag", slug)))
-        for severity in data.get("severity") or []:
-            chips.append((f"severity: {severity}", without("severity", severity)))
-        if data.get("date_from"):
-            chips.append((f"from {data['date_from']:%Y-%m-%d}", without("from")))
-        if data.get("date_to"):
-            chips.append((f"to {data['date_to']:%Y-%m-%d}", without("to")))
-        if data.get("owner"):
-            chips.append((f"owner: {data['owner']}", without("owner")))
-        if data.get("team"):
-            chips.append((f"team: {data['team'].name}", without("team")))
-        if data.get("open_actions"):
-            chips.append(("has open action items", without("open")))
-        return chips
-
-
-class CappedPaginator(Paginator):
-    """Counts at most COUNT_CAP + 1 rows: an exact count of a common word's matches costs far more
-    than the page itself, and nobody pages through a thousand results.
-
-    One query reads the ids of those first COUNT_CAP + 1 rows, in order: it is the count, and every
-    page's ids (a capped count makes page COUNT_CAP / per_page + 1 the last one). A page then loads
-    only its own rows by id with `load_rows(ids)`, so the expensive filters and the sort run once, on
-    ids, and wide rows and headlines are read 20 at a time. Without `load_rows` a page's object list is
-    its ids: the caller loads the rows, or finds what it makes of them cached.
-    """
-
-    cap = COUNT_CAP
-
-    def __init__(self, object_list, per_page, *args, load_rows=None, **kwargs):
-        super().__init__(object_list, per_page, *args, **kwargs)
-        self.load_rows = load_rows
-
-    @cached_property
-    def ids(self) -> list[int]:
-        return list(self.object_list.values_list("pk", flat=True)[: self.cap + 1])
-
-    @cached_property
-    def count(self) -> int:
-        return len(self.ids)
-
-    @property
-    def is_capped(self) -> bool:
-        return self.count > self.cap
-
-    def page(self, number):
-        number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        top = bottom + self.per_page
-        if top + self.orphans >= self.count:
-            top = self.count
-        ids = self.ids[bottom:top]
-        if self.load_rows is None:
-            return self._get_page(ids, number, self)
-        rows = {row.pk: row for row in self.load_rows(ids)} if ids else {}
-        return self._get_page([rows[pk] for pk in ids if pk in rows], number, self)
-
-
-# --- tags and related incidents -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TagCount:
-    """A tag and how many incidents carry it (the tag index)."""
-
-    pk: int
-    name: str
-    slug: str
-    num: int
-
-
-def tag_counts(incidents: QuerySet) -> list[TagCount]:
-    """Every tag carried by one of `incidents`, with how many of them carry it: one GROUP BY over the
-    tagged items. `incidents` should be a cheap filter (published, a visibility, ids): PostgreSQL joins it
-    to every tagged item, 100 ms for 100,000 incidents, where the full visibility filter took 400."""
-    from django.contrib.contenttypes.models import ContentType
-
-    rows = (
-        TaggedItem.objects.filter(
-            content_type=ContentType.objects.get_for_model(Incident),
-            object_id__in=incidents.order_by().values("pk"),
-        )
-        .values_list("tag_id", "tag__name", "tag__slug")
-        .annotate(num=Count("pk"))
-        .order_by()
-    )
-    return [TagCount(*row) for row in rows]
-
-
-def add_tag_counts(*parts: list[TagCount], order: str = "count") -> list[TagCount]:
-    """The counts of disjoint sets of incidents added up, most used first (or A–Z by name)."""
-    totals: dict[int, TagCount] = {}
-    for part in parts:
-        for tag in part:
-            seen = totals.get(tag.pk)
-            totals[tag.pk] = tag if seen is None else TagCount(tag.pk, tag.name, tag.slug, seen.num + tag.num)
-    if order == "name":
-        return sorted(totals.values(), key=lambda tag: (sort_name(tag.name), tag.pk))
-    return sorted(totals.values(), key=lambda tag: (-tag.num, sort_name(tag.name), tag.pk))
-
-
-def sort_name(name: str) -> str:
-    """A name as A–Z orders it: case and accents aside ("élan" beside "elan", not after "z")."""
-    return "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c)).casefold()
-
-
-class TagLink(NamedTuple):
-    name: str
-    slug: str
-
-
-@dataclass(slots=True)
-class ListRow:
-    """An incident as a row of the results shows it, in plain values: a model instance per row, its owner
-    and its tags cost more than the rest of a freshly computed list page."""
-
-    pk: int
-    title: str
-    incident_date: dt.date
-    company: str
-    severity: str
-    status: str
-    summary: str
-    owner: str  # the name User.__str__ gives
-    url: str
-    headline: str | None = None  # the marked snippet of the summary (PostgreSQL; `with_headline`)
-    tags: list[TagLink] = dataclasses.field(default_factory=list)  # in the order they were added
-    snippet: str = ""
-
-    # As get_FOO_display(): a value outside the choices (a choice since removed) shows as it is.
-
-    @property
-    def severity_label(self) -> str:
-        return _SEVERITY_LABELS.get(self.severity, self.severity)
-
-    @property
-    def status_label(self) -> str:
-        return _STATUS_LABELS.get(self.status, self.status)
-
-    @property
-    def status_badge_class(self) -> str:
-        return status_badge_class(self.status)
-
-
-_SEVERITY_LABELS, _STATUS_LABELS = dict(Severity.choices), dict(Status.choices)
-_ROW_FIELDS = ("pk", "title", "incident_date", "company", "severity", "status", "summary")
-_OWNER_FIELDS = ("owner__username", "owner__display_name", "owner__first_name", "owner__last_name")
-
-
-def list_rows(ids: list[int], text: str = "") -> list[ListRow]:
-    """The rows of these incidents, in no particular order, with their headline around `text`: two
-    queries (the rows with their owners' names, and their tags)."""
-    if not ids:
-        return []
-    from django.contrib.contenttypes.models import ContentType
-
-    incidents = with_headline(Incident.objects.filter(pk__in=ids), text)
-    marked = "headline" in incidents.query.annotations
-    detail_prefix = reverse("postmortems:list")  # postmortems/<pk>/ (a test holds it equal to reverse())
-    rows = {}
-    for values in incidents.values_list(*_ROW_FIELDS, *_OWNER_FIELDS, *(["headline"] if marked else [])):
-        pk = values[0]
-        rows[pk] = ListRow(
-            *values[:7],
-            owner=User.name_of(*values[7:11]),
-            url=f"{detail_prefix}{pk}/",
-            headline=values[11] if marked else None,
-        )
-    tagged = TaggedItem.objects.filter(
-        content_type=ContentType.objects.get_for_model(Incident), object_id__in=list(rows)
-    )
-    for pk, name, slug in tagged.order_by("pk").values_list("object_id", "tag__name", "tag__slug"):
-        rows[pk].tags.append(TagLink(name, slug))
-    return list(rows.values())
+# --- tags and related incidents (the detail page's) -------------------------------------------
 
 
 def prefetch_tags(incidents: list[Incident]) -> None:

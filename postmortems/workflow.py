@@ -68,6 +68,16 @@ def is_reviewer(incident: Incident, user) -> bool:
     return any(u.pk == user.pk for u in incident.committee.all())
 
 
+def may_comment(incident: Incident, user) -> bool:
+    """Authors, the committee and staff discuss a postmortem (while it is not published)."""
+    return is_author(incident, user) or is_reviewer(incident, user) or user.is_staff
+
+
+def may_reopen(incident: Incident, user) -> bool:
+    """The owner or staff (a published postmortem)."""
+    return user.is_authenticated and (incident.owner_id == user.pk or user.is_staff)
+
+
 def review_blockers(incident: Incident) -> list[str]:
     """Why review cannot be requested yet (empty when it can)."""
     problems = []
@@ -180,13 +190,14 @@ def request_review(incident: Incident, *, by: User) -> Incident:
     return incident
 
 
-def withdraw(incident: Incident, *, by: User, as_staff: bool = False) -> Incident:
-    """In review → draft. Sign-offs are kept but become stale: the revision moves on."""
+def withdraw(incident: Incident, *, by: User) -> Incident:
+    """In review → draft, by the owner or staff (logged as a staff action). Sign-offs are kept but become
+    stale: the revision moves on."""
     with transaction.atomic():
         locked = _lock(incident)
-        staff = as_staff and by.is_staff and locked.owner_id != by.pk
+        staff = by.is_staff and locked.owner_id != by.pk
         if locked.owner_id != by.pk and not staff:
-            raise NotAllowed("Only the owner can withdraw the postmortem from review.")
+            raise NotAllowed("Only the owner or staff can withdraw the postmortem from review.")
         _require_status(locked, Status.IN_REVIEW, "withdraw it")
         locked.status = Status.DRAFT
         locked.revision += 1
@@ -265,9 +276,9 @@ def reopen(incident: Incident, *, by: User, reason: str) -> Incident:
     reason = reason.strip()
     with transaction.atomic():
         locked = _lock(incident)
-        staff = by.is_staff and locked.owner_id != by.pk
-        if locked.owner_id != by.pk and not staff:
+        if not may_reopen(locked, by):
             raise NotAllowed("Only the owner or staff can reopen a published postmortem.")
+        staff = locked.owner_id != by.pk
         _require_status(locked, Status.PUBLISHED, "reopen it")
         if not reason:
             raise WorkflowError("Say why it is reopened: a reason is required.")
@@ -285,7 +296,7 @@ def comment(incident: Incident, *, by: User, section: str, text: str) -> Comment
     text = text.strip()
     with transaction.atomic():
         locked = _lock(incident)
-        if not (is_author(locked, by) or is_reviewer(locked, by) or by.is_staff):
+        if not may_comment(locked, by):
             raise NotAllowed("Only the owner, co-authors and the committee can comment.")
         if locked.status == Status.PUBLISHED:
             raise WorkflowError("It is published and frozen: reopen it to discuss changes.")
@@ -328,6 +339,8 @@ class Actions:
     publish_blockers: list[str] = field(default_factory=list)
     reopen: bool = False
     comment: bool = False
+    # Staff who are not the owner: what they press (withdraw, reopen) is logged as a staff action.
+    as_staff: bool = False
 
     @property
     def any(self) -> bool:
@@ -341,13 +354,13 @@ def actions_for(
     author = is_author(incident, user)
     reviewer = is_reviewer(incident, user)
     owner = incident.owner_id == user.pk
-    actions = Actions()
+    actions = Actions(as_staff=user.is_staff and not owner)
     if incident.status == Status.DRAFT:
         actions.request_review = author
         if author:
             actions.review_blockers = review_blockers(incident)
     elif incident.status == Status.IN_REVIEW:
-        actions.withdraw = owner
+        actions.withdraw = owner or user.is_staff
         actions.sign_off = reviewer
         actions.publish = owner
         if owner:
@@ -355,8 +368,8 @@ def actions_for(
                 incident, current_sign_offs=current_sign_offs, findings=findings
             )
     else:
-        actions.reopen = owner or user.is_staff
+        actions.reopen = may_reopen(incident, user)
     if reviewer:
         actions.my_sign_off = next((s for s in current_sign_offs if s.reviewer_id == user.pk), None)
-    actions.comment = incident.status != Status.PUBLISHED and (author or reviewer or user.is_staff)
+    actions.comment = incident.status != Status.PUBLISHED and may_comment(incident, user)
     return actions

@@ -1,4 +1,3 @@
-import zoneinfo
 from datetime import timedelta
 
 from django import template
@@ -6,6 +5,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from accounts.models import zone
 from postmortems.insights import format_seconds
 from postmortems.markdown import render_markdown
 
@@ -26,21 +26,14 @@ def markdown_inline_filter(text):
     return html
 
 
-def _zone(name: str | None) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(name or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
-
-
 @register.simple_tag(takes_context=True)
 def zoned_time(context, value, zone_name):
     """A time in the zone it was written in, with the zone's name; the reader's own zone on hover."""
     if value is None:
         return "—"
-    local = timezone.localtime(value, _zone(zone_name))
+    local = timezone.localtime(value, zone(zone_name))
     user = context.get("user")
-    reader_zone = _zone(getattr(user, "time_zone", None))
+    reader_zone = zone(getattr(user, "time_zone", None))
     theirs = timezone.localtime(value, reader_zone)
     return format_html(
         '<time datetime="{}" title="{} in your zone ({})">{} '

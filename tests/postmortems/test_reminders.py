@@ -1,6 +1,7 @@
 """The daily reminders: who gets which email, once per person and day however often the job runs."""
 
 import datetime as dt
+import re
 import time
 
 import pytest
@@ -11,10 +12,12 @@ from django.utils import timezone
 
 from postmortems import reminders, tasks
 from postmortems.models import (
+    ActionItem,
     ActionItemStatus,
     Activity,
     ActivityVerb,
     Decision,
+    Priority,
     SentNotification,
     Status,
     Visibility,
@@ -198,6 +201,80 @@ def test_long_overdue_items_of_a_restricted_draft_reach_only_its_people(db, cloc
         [email] = emails_to(person)
         assert "Long overdue" in email.body
         assert "Quiet draft" in email.body
+
+
+def _long(text: str) -> str:
+    """`text` padded to the 200 characters a title may hold: the largest email the data allows."""
+    return (text + " " + "and the runbook step that would have caught it " * 5)[:200]
+
+
+def test_a_reminder_of_500_items_lists_the_20_most_overdue_then_how_many_more(db, clock):
+    today = timezone.localdate()
+    owner, pm_owner = UserFactory(username="olive"), UserFactory(username="pat")
+    incident = IncidentFactory(owner=pm_owner, title=_long("Checkout failed for every EU customer"))
+    # Item 0 is the most overdue (498 days); item 499 is due in two days. Created out of order on purpose.
+    ActionItem.objects.bulk_create(
+        ActionItem(
+            incident=incident,
+            owner=owner,
+            title=_long(f"Item {n:03d}: add an alert on the replica lag"),
+            due_date=today - days(500 - n) + days(2),
+            priority=Priority.P1,
+        )
+        for n in reversed(range(500))
+    )
+
+    assert reminders.send_daily_reminders() == 2
+
+    [email] = emails_to(owner)
+    assert email.subject == "500 action items due soon or overdue"
+    listed = re.findall(r"^- (Item \d{3})", email.body, flags=re.MULTILINE)
+    assert listed == [f"Item {n:03d}" for n in range(20)]
+    assert f"… and 480 more of yours: {settings.SITE_URL}/action-items/\n" in email.body
+    assert len(email.message().as_bytes()) < 50_000
+
+    # The postmortem's owner hears of the 484 overdue by over two weeks: the 20 most overdue, then a count.
+    [escalation] = emails_to(pm_owner)
+    assert escalation.subject == "484 action items long overdue on postmortems you own or reviewed"
+    assert re.findall(r"^- (Item \d{3})", escalation.body, flags=re.MULTILINE) == listed
+    assert f"… and 464 more: {settings.SITE_URL}/action-items/?scope=all\n" in escalation.body
+    assert len(escalation.message().as_bytes()) < 50_000
+
+
+def test_a_reminder_lists_the_persons_own_items_before_others_long_overdue_ones(db, clock):
+    today = timezone.localdate()
+    person, item_owner = UserFactory(), UserFactory()
+    for n in range(15):
+        ActionItemFactory(owner=person, title=f"Mine {n:02d}", due_date=today + days(n % 7))
+    theirs = IncidentFactory(owner=person)
+    for n in range(10):
+        ActionItemFactory(
+            incident=theirs, owner=item_owner, title=f"Theirs {n:02d}", due_date=today - days(30 + n)
+        )
+
+    reminders.send_daily_reminders()
+
+    [email] = emails_to(person)
+    assert email.subject == "15 action items due soon or overdue, and 10 long overdue on your postmortems"
+    listed = re.findall(r"^- (\w+ \d{2})", email.body, flags=re.MULTILINE)
+    assert listed[:15] == sorted(listed[:15], key=lambda title: (int(title[-2:]) % 7, title))
+    assert listed[15:] == ["Theirs 09", "Theirs 08", "Theirs 07", "Theirs 06", "Theirs 05"]
+    assert "more of yours" not in email.body
+    assert f"… and 5 more: {settings.SITE_URL}/action-items/?scope=all" in email.body
+
+
+def test_a_reminder_of_20_items_or_fewer_lists_them_all(db, clock):
+    today = timezone.localdate()
+    owner = UserFactory()
+    for n in range(20):
+        ActionItemFactory(owner=owner, due_date=today - days(n))
+
+    reminders.send_daily_reminders()
+
+    [email] = emails_to(owner)
+    assert email.body.count("OVERDUE since") == 19
+    assert email.body.count("\n- ") == 20
+    assert "… and" not in email.body
 
 
 def test_nobody_is_reminded_of_nothing(db, clock):

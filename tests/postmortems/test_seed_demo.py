@@ -1,3 +1,4 @@
+import json
 from io import StringIO
 
 import pytest
@@ -67,3 +68,47 @@ def test_seed_demo_adds_public_records_once(public_data_dir):
     assert github.timeline_events.exists()
     call_command("seed_demo", public_data=public_data_dir, stdout=StringIO())
     assert Incident.objects.exclude(source_url="").count() == first
+
+
+def test_seed_demo_names_each_public_record_it_skips_and_why(tmp_path):
+    good = {
+        "title": "Queue backlog",
+        "url": "https://example.com/pm/1",
+        "date": "2024-05-02",
+        "tags": ["queue"],
+    }
+    (tmp_path / "icco_postmortems.jsonl").write_text(
+        "\n".join(
+            [
+                json.dumps({"title": "Power loss", "url": "https://example.com/pm/0", "date": None}),
+                json.dumps(good),
+                "",
+                "{not json",
+                json.dumps({"title": "Bad date", "url": "https://example.com/pm/2", "date": "May 2024"}),
+            ]
+        )
+        + "\n"
+    )
+    out = StringIO()
+
+    call_command("seed_demo", public_data=tmp_path, stdout=out)
+
+    lines = out.getvalue().splitlines()
+    summary = next(line for line in lines if line.startswith("Public postmortems:"))
+    assert summary == "Public postmortems: 1 created, 0 already there, 3 skipped:"
+    reasons = lines[lines.index(summary) + 1 :]
+    assert reasons == [
+        "  icco_postmortems.jsonl line 1: no date (neither date, start time nor year)",
+        "  icco_postmortems.jsonl line 4: not valid JSON (Expecting property name enclosed in double quotes)",
+        "  icco_postmortems.jsonl line 5: date 'May 2024' is not YYYY-MM-DD",
+    ]
+    assert "unreadable" not in out.getvalue()
+    assert Incident.objects.get(source_url="https://example.com/pm/1").title == "Queue backlog"
+
+
+def test_seed_demo_says_nothing_was_skipped_when_every_record_reads(tmp_path):
+    record = {"title": "Queue backlog", "url": "https://example.com/pm/1", "date": "2024-05-02"}
+    (tmp_path / "icco_postmortems.jsonl").write_text(json.dumps(record) + "\n")
+    out = StringIO()
+    call_command("seed_demo", public_data=tmp_path, stdout=out)
+    assert "Public postmortems: 1 created, 0 already there, 0 skipped." in out.getvalue()

@@ -142,11 +142,39 @@ def test_staff_reopen_is_logged_as_a_staff_action(cast):
     assert activity.is_staff_action
 
 
-def test_staff_may_publish_and_withdraw_as_a_logged_staff_action(cast):
+def test_staff_withdraw_follows_the_owners_rules_and_is_logged_as_a_staff_action(cast):
     incident = postmortem(cast, status=Status.IN_REVIEW, approved_by=[cast.reviewer_a, cast.reviewer_b])
-    workflow.withdraw(incident, by=cast.staff, as_staff=True)
-    assert incident.activities.get(verb=ActivityVerb.WITHDRAWN).is_staff_action
+    before = incident.revision
 
+    workflow.withdraw(incident, by=cast.staff)
+
+    incident.refresh_from_db()
+    assert incident.status == Status.DRAFT
+    assert incident.revision == before + 1
+    activity = incident.activities.get(verb=ActivityVerb.WITHDRAWN)
+    assert (activity.actor, activity.detail) == (cast.staff, "earlier sign-offs are now stale")
+    assert activity.is_staff_action
+    assert SignOff.objects.filter(incident=incident, is_current=True).count() == 2  # kept, but stale
+
+    # Back in review, the approvals of the earlier revision do not count: publishing waits for new ones.
+    workflow.request_review(incident, by=cast.owner)
+    with pytest.raises(workflow.WorkflowError, match=f"Ada Reviewer approved revision {before}; it is now"):
+        workflow.publish(incident, by=cast.owner)
+    for reviewer in (cast.reviewer_a, cast.reviewer_b):
+        workflow.approve(incident, by=reviewer, revision=incident.revision)
+    workflow.publish(incident, by=cast.owner)
+    assert incident.status == Status.PUBLISHED
+
+
+def test_owners_withdraw_is_not_a_staff_action_even_when_they_are_staff(cast):
+    cast.owner.is_staff = True
+    cast.owner.save(update_fields=["is_staff"])
+    incident = postmortem(cast, status=Status.IN_REVIEW)
+    workflow.withdraw(incident, by=cast.owner)
+    assert not incident.activities.get(verb=ActivityVerb.WITHDRAWN).is_staff_action
+
+
+def test_staff_may_publish_from_the_admin_as_a_logged_staff_action(cast):
     incident = postmortem(cast, status=Status.IN_REVIEW, approved_by=[cast.reviewer_a, cast.reviewer_b])
     workflow.publish(incident, by=cast.staff, as_staff=True)
     incident.refresh_from_db()
@@ -317,7 +345,7 @@ ILLEGAL = [
         Status.IN_REVIEW,
         None,
         lambda c, i: workflow.withdraw(i, by=c.co_author),
-        "Only the owner can withdraw",
+        "Only the owner or staff can withdraw",
         True,
     ),
     (
@@ -325,15 +353,7 @@ ILLEGAL = [
         Status.IN_REVIEW,
         None,
         lambda c, i: workflow.withdraw(i, by=c.reviewer_a),
-        "Only the owner can withdraw",
-        True,
-    ),
-    (
-        "withdraw_by_staff_outside_admin",
-        Status.IN_REVIEW,
-        None,
-        lambda c, i: workflow.withdraw(i, by=c.staff),
-        "Only the owner can withdraw",
+        "Only the owner or staff can withdraw",
         True,
     ),
     # approve / request changes

@@ -63,7 +63,7 @@ ACTIONS = {
 # Who may: "ok" (done, back to the page), 403 (no part in it), 404 (may not even see it).
 MATRIX = {
     "request_review": {"other": 404, "co_author": "ok", "reviewer_a": 403, "owner": "ok", "staff": 403},
-    "withdraw": {"other": 404, "co_author": 403, "reviewer_a": 403, "owner": "ok", "staff": 403},
+    "withdraw": {"other": 404, "co_author": 403, "reviewer_a": 403, "owner": "ok", "staff": "ok"},
     "approve": {"other": 404, "co_author": 403, "reviewer_a": "ok", "owner": 403, "staff": 403},
     "request_changes": {"other": 404, "co_author": 403, "reviewer_a": "ok", "owner": 403, "staff": 403},
     "publish": {"other": 404, "co_author": 403, "reviewer_a": 403, "owner": "ok", "staff": 403},
@@ -120,6 +120,46 @@ def test_staff_reopen_from_the_page_is_logged_as_staff_action(client, cast):
     client.force_login(cast.staff)
     client.post(reverse("postmortems:reopen", args=[incident.pk]), {"reason": "Legal asked."})
     assert incident.activities.get(verb=ActivityVerb.REOPENED).is_staff_action
+
+
+@pytest.mark.parametrize("role", ["owner", "staff"])
+def test_withdraw_from_the_page_keeps_sign_offs_stale_and_logs_who(client, cast, role):
+    incident = _approved(cast)
+    client.force_login(cast[role])
+
+    response = client.post(reverse("postmortems:withdraw", args=[incident.pk]), follow=True)
+
+    assert "Withdrawn from review: it is a draft again, and earlier sign-offs are stale." in (
+        response.content.decode()
+    )
+    incident.refresh_from_db()
+    assert (incident.status, incident.revision) == (Status.DRAFT, 2)
+    activity = incident.activities.get(verb=ActivityVerb.WITHDRAWN)
+    assert activity.actor == cast[role]
+    assert activity.is_staff_action == (role == "staff")
+    assert SignOff.objects.filter(incident=incident, is_current=True, revision=1).count() == 2
+
+
+def test_staff_see_withdraw_but_not_publish_and_why(client, cast):
+    incident = _approved(cast)
+    client.force_login(cast.staff)
+
+    body = client.get(incident.get_absolute_url()).content.decode()
+
+    assert re.search(
+        r'<button type="submit" [^>]*aria-describedby="withdraw-as-staff">Withdraw</button>', body
+    )
+    assert "logged as a staff action" in body
+    assert "Publishing still needs every reviewer’s approval of the current revision." in body
+    assert not re.search(r"<button[^>]*>Publish</button>", body)
+
+
+def test_staff_cannot_publish_from_the_page_even_when_every_reviewer_approved(client, cast):
+    incident = _approved(cast)
+    client.force_login(cast.staff)
+    assert client.post(reverse("postmortems:publish", args=[incident.pk])).status_code == 403
+    incident.refresh_from_db()
+    assert incident.status == Status.IN_REVIEW
 
 
 def test_refused_transition_says_why_on_the_page(client, cast):
@@ -208,7 +248,7 @@ def _buttons(body: str) -> set[str]:
         (Status.IN_REVIEW, "owner", {"Publish", "Withdraw"}),
         (Status.IN_REVIEW, "co_author", set()),
         (Status.IN_REVIEW, "reviewer_a", {"Approve", "Request changes"}),
-        (Status.IN_REVIEW, "staff", set()),
+        (Status.IN_REVIEW, "staff", {"Withdraw"}),
         (Status.PUBLISHED, "owner", {"Reopen"}),
         (Status.PUBLISHED, "staff", {"Reopen"}),
         (Status.PUBLISHED, "reviewer_a", set()),

@@ -232,7 +232,8 @@ class Command(BaseCommand):
         if created:
             archive.set_unusable_password()
             archive.save(update_fields=["password"])
-        counts = {"created": 0, "existing": 0, "failed": 0}
+        counts = {"created": 0, "existing": 0}
+        skipped = []  # "file line N: why", so that a reader can find and judge each one
         for name, limit in PUBLIC_FILES.items():
             path = folder / name
             if not path.exists():
@@ -240,19 +241,22 @@ class Command(BaseCommand):
                 continue
             taken = 0
             with path.open(encoding="utf-8") as lines:
-                for line in lines:
+                for number, line in enumerate(lines, start=1):
                     if taken >= limit:
                         break
+                    if not line.strip():
+                        continue
                     try:
                         record = parse_record(line)
-                    except RecordError:
-                        counts["failed"] += 1
+                    except RecordError as error:
+                        skipped.append(f"{name} line {number}: {error}")
                         continue
                     _, was_created = import_record(record, owner=archive)
                     counts["created" if was_created else "existing"] += 1
                     taken += 1
         self.stdout.write(
-            "Public postmortems: {created} created, {existing} already there, {failed} unreadable.".format(
-                **counts
-            )
+            f"Public postmortems: {counts['created']} created, {counts['existing']} already there, "
+            f"{len(skipped)} skipped{':' if skipped else '.'}"
         )
+        for reason in skipped:
+            self.stdout.write(f"  {reason}")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('postmortems', '0011_published_changes_index'),
+        ('postmortems', '0012_drop_fingerprint_indexes'),
     ]
 
     operations = [
