@@ -51,10 +51,10 @@ def test_a_transition_records_its_notification_before_it_commits(cast, django_ca
     [notification] = Notification.objects.all()
     assert (notification.kind, notification.object_id) == (NotificationKind.REVIEW_REQUESTED, activity.pk)
     assert notification.sent_at is None
-    assert len(callbacks) == 1
     assert mail.outbox == []
 
-    callbacks[0]()  # the commit: without a broker, Celery runs the task in-process
+    for callback in callbacks:  # the commit: without a broker, Celery runs the task in-process
+        callback()
 
     notification.refresh_from_db()
     assert notification.sent_at is not None
