@@ -139,14 +139,30 @@ STORAGES = {
 
 # Cache: per process by default; CACHE_URL (e.g. redis://127.0.0.1:6379/1) shares it between processes.
 # It holds only figures over public published incidents, keyed by a version read from the database
-# (postmortems/aggregates.py), so every process agrees at once either way. Sessions stay in the database.
+# (postmortems/aggregates.py), so every process agrees at once either way. A Redis that is down or hung must
+# never fail a page: with django-redis, an error reaching it is logged (DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS,
+# logger "django_redis.cache") and read as a miss, within half a second per operation even when Redis
+# accepts connections but never answers (without the timeouts a request waited for ever).
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
+    CACHES["default"]["OPTIONS"] = {
+        "IGNORE_EXCEPTIONS": True,
+        "SOCKET_CONNECT_TIMEOUT": 0.5,
+        "SOCKET_TIMEOUT": 0.5,
+        **CACHES["default"].get("OPTIONS", {}),
+    }
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+# Sessions live in the database alone: signing in and staying signed in never depend on the cache.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # Email: console by default, SMTP (or any backend django-environ knows) from EMAIL_URL.
 if "EMAIL_URL" in env:
     vars().update(env.email_url("EMAIL_URL"))
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# An SMTP server that stops answering fails a send after this many seconds (the notification waits for
+# the next catch-up) instead of holding a worker until the task's time limit.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Hindsight <hindsight@localhost>")
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
@@ -159,12 +175,34 @@ CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
+# A broker that is down or hung must not hold the request that enqueues: the notification is recorded
+# already and the catch-up sends it (postmortems/notifications.py), so one quick retry is enough, and the
+# socket timeouts end a wait on a broker that accepts connections but never answers (without them a
+# publish waited for ever). socket_timeout stays above the worker's 1 s BRPOP.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 3}
+# A worker or beat started, or left, without a broker waits for it however long it takes (Celery's default
+# gives up after 100 attempts, about 45 minutes), then the worker's start sends what waited.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Every morning: action items due soon or overdue, reviews pending for days (postmortems/reminders.py).
 # Safe to run more often: each person gets one email of each kind per day.
 CELERY_BEAT_SCHEDULE = {
     "daily-reminders": {
         "task": "postmortems.tasks.send_daily_reminders",
         "schedule": crontab(hour=env.int("REMINDER_HOUR", default=7), minute=0),
+    },
+    # Notifications the broker did not take when their change committed (postmortems/notifications.py).
+    # A run that waited past the next one is dropped: the next one does the same work.
+    "pending-notifications": {
+        "task": "postmortems.tasks.send_pending_notifications",
+        "schedule": 60.0,
+        "options": {"expires": 55},
     },
 }
 

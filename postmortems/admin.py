@@ -14,6 +14,7 @@ from postmortems.models import (
     ContributingFactor,
     Incident,
     Lesson,
+    Notification,
     SignOff,
     TimelineEvent,
 )
@@ -284,3 +285,20 @@ class LessonAdmin(ChildRowAdmin):
     list_select_related = ("incident",)
     raw_id_fields = ("incident",)
     filter_horizontal = ("action_items",)
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """Read-only: what waits to be sent (after a broker or SMTP outage) and what went out."""
+
+    list_display = ("created_at", "kind", "object_id", "sent_at", "failures")
+    list_filter = ("kind", ("sent_at", admin.EmptyFieldListFilter))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -18,7 +18,7 @@ from django.forms.models import construct_instance
 from django.utils import timezone
 
 from accounts.models import User
-from postmortems import search, tasks, workflow
+from postmortems import notifications, search, workflow
 from postmortems.forms import may_change_owner
 from postmortems.models import (
     ActionItem,
@@ -27,6 +27,7 @@ from postmortems.models import (
     ContributingFactor,
     Incident,
     Lesson,
+    NotificationKind,
     Status,
     TimelineEvent,
 )
@@ -88,7 +89,7 @@ def create_incident(form: ModelForm, *, by) -> Incident:
         Activity.objects.create(incident=incident, actor=by, verb=ActivityVerb.CREATED, revision=1)
         _update_search_vector(incident.pk)
         # Owners of open action items on older postmortems with a tag in common hear about this one.
-        tasks.send_related_open_items.delay_on_commit(incident.pk)
+        notifications.record(NotificationKind.RELATED_OPEN_ITEMS, incident.pk)
     return incident
 
 
@@ -130,7 +131,7 @@ def save_step(
         _log_edit(locked, step=step, by=by, revision=revision, autosave=autosave)
         _update_search_vector(locked.pk)
         if step == "basics":
-            tasks.send_related_open_items.delay_on_commit(locked.pk)
+            notifications.record(NotificationKind.RELATED_OPEN_ITEMS, locked.pk)
     incident.revision = revision
     return revision
 

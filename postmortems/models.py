@@ -962,3 +962,44 @@ class SentNotification(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class NotificationKind(models.TextChoices):
+    """What a recorded notification tells, and so which row its `object_id` names."""
+
+    REVIEW_REQUESTED = "review_requested", "Review requested (activity)"
+    SIGNED_OFF = "signed_off", "Signed off (sign-off)"
+    PUBLISHED = "published", "Published (activity)"
+    RELATED_OPEN_ITEMS = "related_open_items", "Related open items (incident)"
+
+
+class NotificationQuerySet(models.QuerySet):
+    def pending(self) -> NotificationQuerySet:
+        """Not sent yet, oldest first."""
+        return self.filter(sent_at__isnull=True).order_by("created_at", "id")
+
+
+class Notification(models.Model):
+    """A notification a change calls for, recorded in the change's own transaction (the outbox), so that
+    it is sent even when the broker was down at the commit (postmortems/notifications.py)."""
+
+    kind = models.CharField("kind", max_length=24, choices=NotificationKind)
+    object_id = models.PositiveBigIntegerField("about (id)")
+    created_at = models.DateTimeField("recorded", auto_now_add=True)
+    sent_at = models.DateTimeField("sent", null=True, blank=True)
+    failures = models.PositiveIntegerField("failed attempts", default=0)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # What the catch-up reads every minute: the few rows not sent yet.
+            models.Index(
+                fields=["created_at"], condition=Q(sent_at__isnull=True), name="notification_pending_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = f"sent {self.sent_at:%Y-%m-%d %H:%M}" if self.sent_at else "waiting"
+        return f"{self.get_kind_display()} #{self.object_id}, {state}"

@@ -1,7 +1,7 @@
 """The daily reminders Celery beat sends (DESIGN.md section 8), and the notice about related open items.
 
 Each person gets at most one email of each kind per day, however often the job runs: the key
-``reminder:<kind>:<user id>:<date>`` is claimed in `SentNotification` by `tasks.send_once`.
+``reminder:<kind>:<user id>:<date>`` is claimed in `SentNotification` by `notifications.send_once`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.db.models import OuterRef, Prefetch, Subquery
 from django.utils import timezone
 
 from accounts.models import User
-from postmortems import followthrough, tasks, workflow
+from postmortems import followthrough, workflow
 from postmortems.models import (
     ActionItem,
     Activity,
@@ -24,6 +24,7 @@ from postmortems.models import (
     Status,
     Visibility,
 )
+from postmortems.notifications import send_once
 
 DUE_SOON_DAYS = followthrough.DUE_SOON_DAYS
 # Overdue by more than this many days: the postmortem's owner and committee hear about it too.
@@ -129,7 +130,7 @@ def _most_overdue_first(item: ActionItem) -> tuple:
 def action_item_reminders(today: dt.date) -> int:
     sent = 0
     for person, digest in action_item_digests(today).items():
-        sent += tasks.send_once(
+        sent += send_once(
             f"reminder:action-items:{person.pk}:{today.isoformat()}",
             to=person,
             template="reminder_action_items",
@@ -190,7 +191,7 @@ def review_reminders(now: dt.datetime) -> int:
     today = timezone.localdate(now)
     sent = 0
     for reviewer, incidents in waiting_reviews(now).items():
-        sent += tasks.send_once(
+        sent += send_once(
             f"reminder:reviews:{reviewer.pk}:{today.isoformat()}",
             to=reviewer,
             template="reminder_reviews",
@@ -233,7 +234,7 @@ def related_open_items_emails(incident_id: int) -> int:
         owned = [item for item in owned if item.pk in visible]
         if not owned:
             continue
-        sent += tasks.send_once(
+        sent += send_once(
             f"related-open-items:{incident.pk}:{owner.pk}",
             to=owner,
             template="related_open_items",

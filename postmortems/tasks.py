@@ -1,23 +1,25 @@
 """Emails of the review workflow (DESIGN.md section 8), sent by Celery after the change commits.
 
-Tasks take ids and load what they need, so a worker always sees committed data. Each email is sent at most
-once per (event, recipient): the key is claimed in `SentNotification` in the same transaction that sends it,
-so a retried or duplicated task skips what already went out, and a failed send releases the key for the retry.
+Tasks take ids and load what they need, so a worker always sees committed data. A change records each
+notification in its own transaction (`notifications.record`); `send_notification` sends one, and
+`send_pending_notifications` (Celery beat, every minute, and every worker as it starts) sends whatever the
+broker did not take. Each email is sent at most once per (event, recipient) (`notifications.send_once`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from smtplib import SMTPException
 
 from celery import shared_task
-from django.conf import settings
-from django.core.mail import EmailMessage
-from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
+from celery.signals import worker_ready
+from django.db.models import F
+from django.utils import timezone
 
 from postmortems import reminders
-from postmortems.models import Activity, SentNotification, SignOff
+from postmortems.models import Activity, Notification, NotificationKind, SignOff
+from postmortems.notifications import send_once
 
 logger = logging.getLogger(__name__)
 
@@ -31,24 +33,11 @@ TASK_OPTIONS = {
     "retry_jitter": True,
     "max_retries": 8,
 }
-
-
-def send_once(key: str, *, to, template: str, context: dict) -> bool:
-    """Send one email unless one with this key was already sent; True when it was sent now."""
-    if not to.email:
-        logger.info("not emailing %s (%s): no address", to, key)
-        return False
-    context = {"site_url": settings.SITE_URL.rstrip("/"), "recipient": to, **context}
-    subject = " ".join(render_to_string(f"emails/{template}_subject.txt", context).split())
-    body = render_to_string(f"emails/{template}.txt", context)
-    try:
-        with transaction.atomic():
-            # Claiming the key first makes a concurrent duplicate wait here, then find it taken.
-            SentNotification.objects.create(key=key)
-            EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [to.email]).send()
-    except IntegrityError:
-        return False
-    return True
+# A recorded notification is not retried by Celery: what fails waits for the next minute's catch-up.
+NOTIFICATION_TASK_OPTIONS = {"acks_late": True, "time_limit": 60, "soft_time_limit": 45}
+# The catch-up stops starting new sends after this long, so that one run ends before the next begins
+# (a slow or unreachable SMTP server costs its timeout per email).
+CATCH_UP_SECONDS = 40
 
 
 def _activity(activity_id: int) -> Activity | None:
@@ -109,6 +98,82 @@ def published_emails(activity_id: int) -> int:
     return sent
 
 
+SENDERS = {
+    NotificationKind.REVIEW_REQUESTED: review_requested_emails,
+    NotificationKind.SIGNED_OFF: signed_off_emails,
+    NotificationKind.PUBLISHED: published_emails,
+    NotificationKind.RELATED_OPEN_ITEMS: reminders.related_open_items_emails,
+}
+
+
+def deliver(notification_id: int) -> int:
+    """Send one recorded notification, unless it was sent already, and mark it sent; returns emails sent
+    now. A failure leaves it waiting (its emails sent so far stay sent) and counts the attempt."""
+    notification = Notification.objects.filter(pk=notification_id, sent_at__isnull=True).first()
+    if notification is None:
+        return 0
+    try:
+        sent = SENDERS[notification.kind](notification.object_id)
+    except Exception:
+        Notification.objects.filter(pk=notification.pk).update(failures=F("failures") + 1)
+        raise
+    Notification.objects.filter(pk=notification.pk, sent_at__isnull=True).update(sent_at=timezone.now())
+    return sent
+
+
+def deliver_pending(*, seconds: float = CATCH_UP_SECONDS) -> int:
+    """Send every notification still waiting, oldest first, for at most `seconds`; returns emails sent.
+    One that fails is logged and left for the next run, and the others still go."""
+    started = time.monotonic()
+    sent = 0
+    waiting = list(Notification.objects.pending().values_list("pk", flat=True))
+    for done, notification_id in enumerate(waiting):
+        if time.monotonic() - started > seconds:
+            logger.warning("%s notifications still wait; the next catch-up sends them", len(waiting) - done)
+            break
+        try:
+            sent += deliver(notification_id)
+        except Exception:
+            logger.warning(
+                "notification %s not sent; the next catch-up retries it", notification_id, exc_info=True
+            )
+    if sent:
+        logger.info("catch-up sent %s emails of %s waiting notifications", sent, len(waiting))
+    return sent
+
+
+@shared_task(**NOTIFICATION_TASK_OPTIONS)
+def send_notification(notification_id: int) -> int:
+    return deliver(notification_id)
+
+
+@shared_task(**NOTIFICATION_TASK_OPTIONS)
+def send_pending_notifications() -> int:
+    """Celery beat's every-minute catch-up (settings.CELERY_BEAT_SCHEDULE), also run as a worker starts."""
+    return deliver_pending()
+
+
+@shared_task(**TASK_OPTIONS)
+def send_daily_reminders() -> int:
+    """Celery beat's morning job (settings.CELERY_BEAT_SCHEDULE); one email per person and kind per day."""
+    return reminders.send_daily_reminders()
+
+
+@worker_ready.connect
+def send_pending_when_a_worker_starts(sender, **kwargs) -> None:
+    """A worker that starts (after an outage, a deploy) sends what waited without waiting for beat; on a
+    queue it consumes, so that this worker is sure to run it."""
+    queue = next(iter(sender.app.amqp.queues.consume_from), None)
+    try:
+        send_pending_notifications.apply_async(queue=queue)
+    except Exception:
+        logger.warning("could not enqueue the catch-up at start; beat runs it every minute", exc_info=True)
+
+
+# Before the outbox, changes enqueued these with the changed row's id; they stay so that messages queued by
+# that release are still sent. Changes now record a Notification (send_notification).
+
+
 @shared_task(**TASK_OPTIONS)
 def send_review_requested(activity_id: int) -> int:
     return review_requested_emails(activity_id)
@@ -125,12 +190,5 @@ def send_published(activity_id: int) -> int:
 
 
 @shared_task(**TASK_OPTIONS)
-def send_daily_reminders() -> int:
-    """Celery beat's morning job (settings.CELERY_BEAT_SCHEDULE); one email per person and kind per day."""
-    return reminders.send_daily_reminders()
-
-
-@shared_task(**TASK_OPTIONS)
 def send_related_open_items(incident_id: int) -> int:
-    """Enqueue when a postmortem being written gets its tags: owners of related open items are told once."""
     return reminders.related_open_items_emails(incident_id)

@@ -2,8 +2,9 @@
 
 Each transition runs in `transaction.atomic`, locks the incident row with `select_for_update` (the authoring
 save locks the same row, so an edit and a sign-off never interleave), checks its rules against the locked
-row, writes Activity, and enqueues its emails with `delay_on_commit` so that nothing is sent for a rolled-back
-change. A broken rule raises `WorkflowError` with a message a person can act on; `NotAllowed` (a subclass)
+row, writes Activity, and records its notifications in the same transaction (`notifications.record`): they
+are enqueued once it commits, so nothing is sent for a rolled-back change and nothing lost when the broker is
+down. A broken rule raises `WorkflowError` with a message a person can act on; `NotAllowed` (a subclass)
 means the user has no part in this action at all.
 
 For the authoring side: when reviewers are taken off the committee, call `drop_sign_offs` in the same
@@ -20,13 +21,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from postmortems import changes, checks, tasks
+from postmortems import changes, checks, notifications
 from postmortems.models import (
     Activity,
     ActivityVerb,
     Comment,
     Decision,
     Incident,
+    NotificationKind,
     Section,
     SignOff,
     Status,
@@ -183,7 +185,7 @@ def request_review(incident: Incident, *, by: User) -> Incident:
         locked.save(update_fields=["status", "updated_at"])
         committee = ", ".join(str(member) for member in locked.committee.all())
         activity = _log(locked, by, ActivityVerb.REVIEW_REQUESTED, f"from {committee}")
-        tasks.send_review_requested.delay_on_commit(activity.pk)
+        notifications.record(NotificationKind.REVIEW_REQUESTED, activity.pk)
     _sync(incident, locked)
     return incident
 
@@ -233,7 +235,7 @@ def _sign_off(incident: Incident, *, by: User, decision: str, revision: int, com
         )
         verb = ActivityVerb.APPROVED if decision == Decision.APPROVE else ActivityVerb.CHANGES_REQUESTED
         _log(locked, by, verb, comment)
-        tasks.send_signed_off.delay_on_commit(sign_off.pk)
+        notifications.record(NotificationKind.SIGNED_OFF, sign_off.pk)
     return sign_off
 
 
@@ -264,7 +266,7 @@ def publish(incident: Incident, *, by: User, as_staff: bool = False) -> Incident
         locked.published_at = timezone.now()
         locked.save(update_fields=["status", "published_at", "updated_at"])
         activity = _log(locked, by, ActivityVerb.PUBLISHED, staff=staff)
-        tasks.send_published.delay_on_commit(activity.pk)
+        notifications.record(NotificationKind.PUBLISHED, activity.pk)
     _sync(incident, locked)
     return incident
 
