@@ -160,7 +160,7 @@ def request_review(request, pk: int):
         request,
         incident,
         lambda: workflow.request_review(incident, by=request.user),
-        "Review requested: the committee has been emailed.",
+        "Review requested: the committee will be emailed.",
     )
 
 
@@ -188,7 +188,7 @@ def _sign_off(request, pk: int, *, decision: str):
         request,
         incident,
         lambda: action(incident, by=request.user, **form.cleaned_data),
-        "Changes requested: the owner has been emailed." if changes_requested else "Approved.",
+        "Changes requested: the owner will be emailed." if changes_requested else "Approved.",
         anchor="#sign-offs",
     )
 
