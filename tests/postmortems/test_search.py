@@ -362,7 +362,8 @@ def test_related_incidents_most_tags_in_common_first_and_only_visible(client_for
 
 
 def test_related_incidents_are_not_crowded_out_by_newer_drafts(client_for, monkeypatch):
-    monkeypatch.setattr(search, "RELATED_PER_TAG", 2)  # only the two newest incidents of each tag compared
+    # Only the two newest incidents of each tag are compared.
+    monkeypatch.setattr("postmortems.models.RELATED_PER_TAG", 2)
     this = IncidentFactory(tags=["dns"])
     IncidentFactory(title="Published earlier", tags=["dns"])
     for _ in range(3):
