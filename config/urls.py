@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from mozilla_django_oidc import views as oidc_views
 
 from config import views
 from postmortems.views.authoring import serve_media
@@ -16,5 +19,29 @@ urlpatterns = [
     # Uploaded images are for signed-in people only, so /media/ is served by a login-required view.
     path("media/<path:path>", serve_media, name="media"),
     path("healthz", views.healthz, name="healthz"),
+    path("api/v1/", include("integrations.api.urls")),
+    # The schema and its docs are for signed-in people (the docs' requests then send a token).
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
+        name="schema",
+    ),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+        name="api_docs",
+    ),
+    # Single sign-on (OpenID Connect): before signing in, so not behind LoginRequiredMiddleware.
+    path(
+        "oidc/authenticate/",
+        login_not_required(oidc_views.OIDCAuthenticationRequestView.as_view()),
+        name="oidc_authentication_init",
+    ),
+    path(
+        "oidc/callback/",
+        login_not_required(oidc_views.OIDCAuthenticationCallbackView.as_view()),
+        name="oidc_authentication_callback",
+    ),
+    path("", include("integrations.urls")),
     path("", include("postmortems.urls")),
 ]
