@@ -18,7 +18,8 @@ class ApiTokenForm(forms.ModelForm):
 
     class Meta:
         model = ApiToken
-        fields = ["name", "access", "expires_at"]
+        # expires_at is a day here, made a time by the view: not written onto the instance as a date.
+        fields = ["name", "access"]
         widgets = {"access": forms.RadioSelect}
 
     def __init__(self, *args, **kwargs):
