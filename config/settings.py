@@ -318,5 +318,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # Django's own console handler (DEBUG only) printed each of its records a second time beside the root's:
     # its records go to the root handler alone, once, with DEBUG on or off.
-    "loggers": {"django": {"handlers": [], "propagate": True}},
+    # urllib3 logs each request's full URL at DEBUG: a chat webhook's URL is its secret (webhooks, SSO).
+    "loggers": {"django": {"handlers": [], "propagate": True}, "urllib3": {"level": "WARNING"}},
 }

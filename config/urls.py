@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -20,15 +20,18 @@ urlpatterns = [
     path("media/<path:path>", serve_media, name="media"),
     path("healthz", views.healthz, name="healthz"),
     path("api/v1/", include("integrations.api.urls")),
-    # The schema and its docs are for signed-in people (the docs' requests then send a token).
+    # The schema and its docs are pages for signed-in people (DRF views skip LoginRequiredMiddleware, so
+    # they say it themselves); the requests the docs make send a token.
     path(
         "api/schema/",
-        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
+        login_required(SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[])),
         name="schema",
     ),
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+        login_required(
+            SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[])
+        ),
         name="api_docs",
     ),
     # Single sign-on (OpenID Connect): before signing in, so not behind LoginRequiredMiddleware.

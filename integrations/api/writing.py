@@ -43,10 +43,13 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _merge(base: dict, changes: dict, fields, prefix: str = "") -> dict:
-    unknown = [name for name in changes if name not in fields]
-    if unknown:
-        raise FormErrors({name: ["Unknown field."] for name in unknown})
+def _merge(base: dict, changes: dict, fields, prefix: str = "", *, locked: dict | None = None) -> dict:
+    """`base` with `changes` over it; a field the form does not have, or locks for this person, is refused."""
+    locked = locked or {}
+    refused = {name: [locked[name]] for name in changes if name in locked}
+    refused |= {name: ["Unknown field."] for name in changes if name not in fields and name not in locked}
+    if refused:
+        raise FormErrors(refused)
     for name, value in changes.items():
         if name == "tags" and isinstance(value, list):
             value = ", ".join(f'"{tag}"' if "," in str(tag) else str(tag) for tag in value)
@@ -67,8 +70,9 @@ def incident_forms(step: str, incident: Incident, changes: dict, *, editor) -> l
     """The step's form bound to what is saved now with `changes` over it; raises FormErrors."""
     (unbound,) = step_forms(step, incident, editor=editor)
     fields = [name for name in unbound.fields if not unbound.fields[name].disabled]
+    locked = {name: field.help_text for name, field in unbound.fields.items() if field.disabled}
     data = {name: _current(unbound, name) for name in unbound.fields}
-    data = _merge(data, changes, fields)
+    data = _merge(data, changes, fields, locked=locked)
     forms = step_forms(step, incident, data=data, editor=editor)
     if not forms[0].is_valid():
         raise FormErrors(form_errors(forms[0]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 from django.utils import timezone
@@ -354,7 +355,9 @@ def test_api_owner_field_ignored_from_a_co_author(api_as, cast):
         if_match=incident.revision,
     )  # fmt: skip
     assert response.status_code == 400  # a disabled field is not the API's to set
-    assert response.json_body["errors"]["owner"]
+    assert response.json_body["errors"]["owner"] == ["Only the owner hands a postmortem over to someone else."]
+    incident.refresh_from_db()
+    assert incident.owner == cast.owner
 
 
 def test_api_adds_changes_and_removes_timeline_events(api_as, cast):
@@ -590,3 +593,33 @@ def test_api_unknown_routes_and_rows_are_json_404s(api_as, cast):
     assert api.patch(f"{API}/postmortems/{incident.pk}/steps/colour/", {}, if_match=1).status_code == 404
     assert api.post(f"{API}/postmortems/{incident.pk}/widgets/", {}, if_match=1).status_code == 404
     assert api.get(f"{API}/postmortems/999999/").status_code == 404
+
+
+def test_api_list_and_detail_queries_do_not_grow_with_rows(api_as, cast, django_assert_max_num_queries):
+    for _ in range(3):
+        postmortem(cast, status=Status.PUBLISHED)
+    api = api_as(cast.other)
+    with django_assert_max_num_queries(6):
+        few = api.get(f"{API}/postmortems/")
+    for _ in range(12):
+        postmortem(cast, status=Status.PUBLISHED)
+    with django_assert_max_num_queries(6):
+        many = api.get(f"{API}/postmortems/")
+    assert len(few.json_body["results"]) == 3
+    assert len(many.json_body["results"]) == 15
+    with django_assert_max_num_queries(16):
+        assert api.get(f"{API}/postmortems/{many.json_body['results'][0]['id']}/").status_code == 200
+
+
+def test_schema_validates_and_docs_are_served_to_signed_in_people(client_for, client, user):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", os.devnull)
+    assert client.get("/api/docs/").status_code == 302  # signed out: to the sign-in page
+    signed_in = client_for(user)
+    schema = signed_in.get("/api/schema/", {"format": "json"}).json()
+    docs = signed_in.get("/api/docs/")
+    assert "/api/v1/postmortems/{id}/approve/" in schema["paths"]
+    assert schema["components"]["securitySchemes"]["personalToken"]["scheme"] == "bearer"
+    assert docs.status_code == 200
+    assert "swagger-ui" in docs.content.decode()
