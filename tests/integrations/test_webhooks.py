@@ -281,3 +281,18 @@ def test_redeliver_sends_the_same_event_again(cast, receiver, django_capture_on_
     assert again.pk != first.pk
     assert [r.json for r in receiver.requests] == [first.payload, first.payload]
     assert all(verify(endpoint.secret, r) for r in receiver.requests)
+
+
+def test_send_pending_webhooks_command_sends_what_is_due(cast, receiver):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    endpoint_for(receiver.url, Event.REVIEW_REQUESTED)
+    workflow.request_review(postmortem(cast), by=cast.owner)  # on_commit never runs here: it waits
+    out = StringIO()
+
+    call_command("send_pending_webhooks", stdout=out)
+
+    assert out.getvalue().strip() == "1 webhooks delivered; 0 deliveries still waiting."
+    assert len(receiver.requests) == 1
