@@ -24,14 +24,12 @@ urlpatterns = [
     # they say it themselves); the requests the docs make send a token.
     path(
         "api/schema/",
-        login_required(SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[])),
+        login_required(SpectacularAPIView.as_view(authentication_classes=[])),
         name="schema",
     ),
     path(
         "api/docs/",
-        login_required(
-            SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[])
-        ),
+        login_required(SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[])),
         name="api_docs",
     ),
     # Single sign-on (OpenID Connect): before signing in, so not behind LoginRequiredMiddleware.

@@ -355,7 +355,8 @@ def test_api_owner_field_ignored_from_a_co_author(api_as, cast):
         if_match=incident.revision,
     )  # fmt: skip
     assert response.status_code == 400  # a disabled field is not the API's to set
-    assert response.json_body["errors"]["owner"] == ["Only the owner hands a postmortem over to someone else."]
+    (message,) = response.json_body["errors"]["owner"]
+    assert message == "Only the owner hands a postmortem over to someone else."
     incident.refresh_from_db()
     assert incident.owner == cast.owner
 
