@@ -17,9 +17,11 @@ from django.db import connections, transaction
 from django.db.models import (
     BooleanField,
     Case,
+    Exists,
     ExpressionWrapper,
     F,
     IntegerField,
+    OuterRef,
     Q,
     Value,
     When,
@@ -41,6 +43,7 @@ from postmortems.models import (
     Incident,
     Priority,
     Status,
+    Visibility,
 )
 from postmortems.pagination import COUNT_CAP, CappedPaginator
 
@@ -56,9 +59,16 @@ class NotAllowed(FollowThroughError):
 
 
 def update_action_item(
-    item: ActionItem, *, by: User, status: str, backlog_link: str, wont_do_reason: str = ""
+    item: ActionItem,
+    *,
+    by: User,
+    status: str,
+    backlog_link: str,
+    wont_do_reason: str = "",
+    due_date: dt.date | None = None,
 ) -> list[str]:
-    """Change an item's status and backlog link and log it; returns what changed (empty: nothing did)."""
+    """Change an item's status, backlog link and due date (None: as it is) and log it; returns what
+    changed (empty: nothing did)."""
     wont_do_reason = wont_do_reason.strip()
     backlog_link = backlog_link.strip()
     if status not in ActionItemStatus.values:
@@ -90,12 +100,22 @@ def update_action_item(
             if reason:
                 changes.append(f"reason: {reason}")
             locked.wont_do_reason = reason
+        if due_date is not None and due_date != locked.due_date:
+            changes.append(f"due {due_date:%Y-%m-%d}")
+            locked.due_date = due_date
         if backlog_link != locked.backlog_link:
             changes.append(f"backlog link {backlog_link}" if backlog_link else "backlog link removed")
             locked.backlog_link = backlog_link
         if changes:
             locked.save(
-                update_fields=["status", "completed_at", "wont_do_reason", "backlog_link", "updated_at"]
+                update_fields=[
+                    "status",
+                    "completed_at",
+                    "wont_do_reason",
+                    "backlog_link",
+                    "due_date",
+                    "updated_at",
+                ]
             )
             if incident.status != Status.PUBLISHED:
                 # Before publishing the item is part of the postmortem being written: the change is a new
@@ -116,7 +136,7 @@ def update_action_item(
                 item=locked,
                 extra={"changes": changes},
             )
-    for name in ("status", "completed_at", "wont_do_reason", "backlog_link", "updated_at"):
+    for name in ("status", "completed_at", "wont_do_reason", "backlog_link", "due_date", "updated_at"):
         setattr(item, name, getattr(locked, name))
     if ActionItem.incident.is_cached(item):
         item.incident.revision = incident.revision
@@ -134,9 +154,14 @@ class Scope:
     CHOICES = [(MINE, "Mine"), (TEAM, "My teams’"), (ALL, "All I can see")]
 
 
+# The incident of an item is public: everyone signed in may see it (models.PUBLIC, through the item).
+PUBLIC_INCIDENT = Q(incident__status=Status.PUBLISHED, incident__visibility=Visibility.NORMAL)
+
+
 def in_scope(user: User, scope: str) -> ActionItemQuerySet:
-    """Action items of incidents `user` may see: their own, their teams' members', or all of them."""
-    items = ActionItem.objects.visible_to(user)
+    """Action items of incidents `user` may see, and their own anywhere (ActionItemQuerySet.reachable_by):
+    their own, their teams' members', or all of them."""
+    items = ActionItem.objects.reachable_by(user)
     if scope == Scope.MINE:
         return items.filter(owner=user)
     if scope == Scope.TEAM:
@@ -235,10 +260,18 @@ def page_rows(ids: list[int], *, user: User, today: dt.date) -> ActionItemQueryS
     `may_update` (whether the row shows its update form) is ActionItem.can_update(user) asked in the same
     query: the method itself needs every incident's co-authors, one more query.
     """
+    # An item on the page that is not the person's own is there because they may see its postmortem;
+    # their own may be on one they may not see (ActionItemQuerySet.reachable_by), asked for those alone.
+    seen = Incident.objects.visible_to(user).filter(pk=OuterRef("incident_id"))
+    incident_shown = Case(
+        When(~Q(owner=user) | PUBLIC_INCIDENT, then=Value(True)),
+        default=Exists(seen),
+        output_field=BooleanField(),
+    )
     return (
         ActionItem.objects.filter(pk__in=ids)
         .with_may_update(user)
-        .annotate(urgency=urgency(today))
+        .annotate(urgency=urgency(today), incident_shown=incident_shown)
         .select_related("incident", "owner")
         .only(*ROW_FIELDS)
         .order_by()

@@ -27,6 +27,15 @@ class ActionItemUpdateForm(forms.Form):
             "invalid": "Enter the full address of the backlog item, e.g. https://tracker/OPS-12."
         },
     )
+    due_date = forms.DateField(
+        label="Due",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        error_messages={
+            "invalid": "Enter a date like 2026-03-31.",
+            "required": "An action item keeps a due date.",
+        },
+    )
     next = forms.CharField(required=False, widget=forms.HiddenInput)
 
     @classmethod
@@ -36,6 +45,7 @@ class ActionItemUpdateForm(forms.Form):
             "status": item.status,
             "wont_do_reason": item.wont_do_reason,
             "backlog_link": item.backlog_link,
+            "due_date": item.due_date,
             "next": next_url,
         }
         return cls(data, prefix=f"item-{item.pk}", initial=initial)

@@ -1,4 +1,5 @@
-"""The authoring forms: one form (or formset) per step of the postmortem template (DESIGN.md section 1).
+"""The forms: one form (or formset) per step of the postmortem template (DESIGN.md section 1), the review
+workflow's actions, and the search of the list, read from its query string.
 
 Times are typed as wall-clock times in a named zone and stored aware; every error lands next to its field.
 Choice lists that every row of a formset shares are read from the database once per formset.

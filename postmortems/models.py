@@ -664,6 +664,17 @@ class ActionItemQuerySet(models.QuerySet):
         hidden = Incident.objects.hidden_from(user)
         return self.exclude(incident_id__in=hidden.values("pk"))
 
+    def reachable_by(self, user) -> ActionItemQuerySet:
+        """`visible_to`, and the items `user` owns wherever they are: the work assigned to someone never
+        disappears from them, even on a postmortem they may not see (a restricted one, or a draft they
+        have no part in). Pages and e-mails then name that postmortem only as a restricted one."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_staff:
+            return self.all()
+        hidden = Incident.objects.hidden_from(user).values("pk")
+        return self.filter(~Q(incident_id__in=hidden) | Q(owner=user))
+
     def with_may_update(self, user) -> ActionItemQuerySet:
         """Each item with `may_update`: ActionItem.can_update(user) in SQL, for a page of rows (the method
         reads each incident's co-authors). The two say the same rule: change them together."""

@@ -81,14 +81,16 @@ def action_item_digests(today: dt.date) -> dict[User, ActionItemDigest]:
         for person_id in {item.incident.owner_id, *committees[item.incident_id]}:
             if person_id != item.owner_id:
                 digests[people[person_id]].escalated.append(item)
-    # Owning an item does not grant sight of its incident: a draft's or a restricted postmortem's title
-    # reaches only those who may see it.
+    # Owning an item does not grant sight of its incident: the owner is reminded of it wherever it is
+    # (ActionItemQuerySet.reachable_by), but a draft's or a restricted postmortem's title reaches only
+    # those who may see it (`incident_shown`); others' items, only where they may see them.
     result = {}
     for person, digest in digests.items():
         if not person.is_active:
             continue
         visible = visible_items(person, [*digest.mine, *digest.escalated])
-        digest.mine = [item for item in digest.mine if item.pk in visible]
+        for item in digest.mine:
+            item.incident_shown = item.pk in visible
         digest.escalated = [item for item in digest.escalated if item.pk in visible]
         if digest.mine or digest.escalated:
             result[person] = digest

@@ -19,17 +19,15 @@ from dataclasses import dataclass
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
-from taggit.models import Tag, TaggedItem
+from taggit.models import TaggedItem
 
 from postmortems.models import (
     ActionItem,
     ContributingFactor,
-    Incident,
     Lesson,
-    Status,
     TimelineEvent,
 )
 
@@ -258,92 +256,3 @@ def highlight(snippet: str) -> SafeString:
     """Escape a marked snippet and show its matches as <mark>."""
     html = escape(snippet).replace(MARK_START, "<mark>").replace(MARK_STOP, "</mark>")
     return mark_safe(html)  # escaped above; only our own markers become tags
-
-
-# --- tags and related incidents (the detail page's) -------------------------------------------
-
-
-def prefetch_tags(incidents: list[Incident]) -> None:
-    """What `prefetch_related("tags")` does, in one query and without its cost: taggit's prefetch builds
-    a filtered queryset for every incident only to replace it (twice this function's time on the detail
-    page). Each incident's `tags.all()` then reads the loaded tags, in the order they were added."""
-    if not incidents:
-        return
-    from django.contrib.contenttypes.models import ContentType
-
-    tags: dict[int, list[Tag]] = {incident.pk: [] for incident in incidents}
-    loaded = (
-        Tag.objects.filter(
-            taggit_taggeditem_items__content_type=ContentType.objects.get_for_model(Incident),
-            taggit_taggeditem_items__object_id__in=list(tags),
-        )
-        .annotate(incident_id=F("taggit_taggeditem_items__object_id"))
-        .order_by("taggit_taggeditem_items__pk")
-    )
-    for tag in loaded:
-        tags[tag.incident_id].append(tag)
-    for incident in incidents:
-        keep_prefetched(incident, "tags", Tag.objects.all(), tags[incident.pk])
-
-
-def keep_prefetched(instance, name: str, queryset: QuerySet, rows: list) -> None:
-    """Leave `instance.<name>.all()` returning `rows` with no query, as prefetch_related does: for
-    relations loaded some cheaper way. `queryset`: what the relation's queryset would be, unevaluated."""
-    queryset._result_cache, queryset._prefetch_done = rows, True
-    instance.__dict__.setdefault("_prefetched_objects_cache", {})[name] = queryset
-
-
-# Per tag, only this many of its newest published incidents are compared; a tag on 10,000 incidents stays
-# cheap. Published ones: the newest ids are often drafts, which would crowd every candidate out.
-RELATED_PER_TAG = 200
-# The candidates sharing the most tags, then those of them that are published, with what the box shows.
-_RELATED_SQL = """
-SELECT i.id, i.title, i.incident_date, i.severity, i.status, i.visibility, c.common
-FROM (
-  SELECT ti.object_id, count(*) AS common
-  FROM unnest(%s::int[]) AS t(id)
-  CROSS JOIN LATERAL (
-    SELECT object_id FROM taggit_taggeditem
-    JOIN postmortems_incident AS p ON p.id = object_id AND p.status = %s
-    WHERE tag_id = t.id AND content_type_id = %s AND object_id <> %s
-    ORDER BY object_id DESC LIMIT %s
-  ) AS ti
-  GROUP BY ti.object_id
-  ORDER BY common DESC, ti.object_id DESC
-  LIMIT %s
-) AS c
-JOIN postmortems_incident AS i ON i.id = c.object_id
-WHERE i.status = %s
-ORDER BY c.common DESC, i.id DESC
-"""
-
-
-def related_incidents(incident: Incident, user, *, limit: int = 5) -> list[Incident]:
-    """Published incidents `user` may see that share the most tags with `incident` (uses its prefetched
-    tags); each carries `common`, the number of tags in common. One query, two when one is restricted."""
-    tag_ids = [tag.pk for tag in incident.tags.all()]
-    if not tag_ids:
-        return []
-    if connection.vendor == "postgresql":
-        from django.contrib.contenttypes.models import ContentType
-
-        content_type = ContentType.objects.get_for_model(Incident)
-        published = Status.PUBLISHED
-        params = [tag_ids, published, content_type.pk, incident.pk, RELATED_PER_TAG, limit * 4, published]
-        found = list(Incident.objects.raw(_RELATED_SQL, params))
-        # A published incident of normal visibility is everyone's (models.PUBLIC); only for the others is
-        # the visibility filter, three subqueries to build and compile, worth its cost.
-        if not (user.is_authenticated and user.is_active) or any(not other.is_public for other in found):
-            candidates = [other.pk for other in found]
-            seen = set(
-                Incident.objects.visible_to(user).filter(pk__in=candidates).values_list("pk", flat=True)
-            )
-            found = [other for other in found if other.pk in seen]
-        return found[:limit]
-    visible = Incident.objects.visible_to(user).published().exclude(pk=incident.pk)
-    return list(
-        visible.filter(tags__in=tag_ids)
-        .annotate(common=Count("pk"))
-        .only("pk", "title", "incident_date", "severity")
-        .order_by("-common", "-incident_date", "-id")[:limit]
-    )

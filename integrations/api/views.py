@@ -502,8 +502,9 @@ class ActionItemListView(GenericAPIView):
 
 class ActionItemDetailView(APIView):
     def _item(self, request, pk: int) -> ActionItem:
+        # As /action-items/: what they may see, and their own items wherever they are (reachable_by).
         return get_object_or_404(
-            ActionItem.objects.visible_to(request.user).select_related("incident__owner", "owner"), pk=pk
+            ActionItem.objects.reachable_by(request.user).select_related("incident__owner", "owner"), pk=pk
         )
 
     @extend_schema(responses={200: ActionItemSerializer, 404: ERROR})
@@ -519,12 +520,13 @@ class ActionItemDetailView(APIView):
                 ),
                 "wont_do_reason": serializers.CharField(required=False),
                 "backlog_link": serializers.URLField(required=False),
+                "due_date": serializers.DateField(required=False),
             },
         ),
         responses={200: ActionItemSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
     )
     def patch(self, request, pk: int):
-        """Status, reason and backlog link, also after publication (as on /action-items/)."""
+        """Status, reason, due date and backlog link, also after publication (as on /action-items/)."""
         item = self._item(request, pk)
         if not item.can_update(request.user):
             raise PermissionDenied(
@@ -535,9 +537,10 @@ class ActionItemDetailView(APIView):
             "status": item.status,
             "wont_do_reason": item.wont_do_reason,
             "backlog_link": item.backlog_link,
+            "due_date": item.due_date or "",
         }
         form = ActionItemUpdateForm(
-            writing._merge(current, body, ["status", "wont_do_reason", "backlog_link"])
+            writing._merge(current, body, ["status", "wont_do_reason", "backlog_link", "due_date"])
         )
         if not form.is_valid():
             raise writing.FormErrors(writing.form_errors(form))
@@ -548,6 +551,7 @@ class ActionItemDetailView(APIView):
                 status=form.cleaned_data["status"],
                 backlog_link=form.cleaned_data["backlog_link"],
                 wont_do_reason=form.cleaned_data["wont_do_reason"],
+                due_date=form.cleaned_data["due_date"],
             )
         item.refresh_from_db()
         return Response(ActionItemSerializer(item).data)

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -50,11 +51,13 @@ def action_items(request):
 
 
 def action_item_update(request, pk: int):
-    """Status and backlog link of one action item, also on published postmortems; the page behind each
-    row's small form, where a refused change shows its error next to the field."""
+    """Status, due date and backlog link of one action item, also on published postmortems: the page
+    behind each row's small form, where a refused change shows its error next to the field."""
     item = get_object_or_404(
-        ActionItem.objects.visible_to(request.user).select_related("incident__owner", "owner"), pk=pk
+        ActionItem.objects.reachable_by(request.user).select_related("incident__owner", "owner"), pk=pk
     )
+    # Its owner reaches it even on a postmortem they may not see; they then see only the item's own fields.
+    incident_shown = item.incident.is_visible_to(request.user)
     if not item.can_update(request.user):
         raise PermissionDenied(
             "Only the action item’s owner and the postmortem’s owner and co-authors can update it."
@@ -71,6 +74,7 @@ def action_item_update(request, pk: int):
                 status=data["status"],
                 backlog_link=data["backlog_link"],
                 wont_do_reason=data["wont_do_reason"],
+                due_date=data["due_date"],
             )
         except followthrough.NotAllowed as error:
             raise PermissionDenied(str(error)) from error
@@ -83,11 +87,14 @@ def action_item_update(request, pk: int):
                 messages.info(request, f"“{item.title}”: nothing changed.")
             target = data["next"]
             if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-                target = item.get_absolute_url()
+                target = item.get_absolute_url() if incident_shown else reverse("postmortems:action_items")
             return redirect(target)
     status = 400 if request.method == "POST" else 200
     return TemplateResponse(
-        request, "postmortems/action_item_form.html", {"item": item, "form": form}, status=status
+        request,
+        "postmortems/action_item_form.html",
+        {"item": item, "form": form, "incident_shown": incident_shown},
+        status=status,
     )
 
 

@@ -524,20 +524,37 @@ def test_api_sign_off_needs_the_revision(api_as, cast):
 # --- action items ------------------------------------------------------------------------------------------
 
 
-def test_api_lists_my_action_items_of_incidents_i_may_see(api_as, user):
+def test_api_lists_action_items_as_the_action_items_page(api_as, client_for, user):
     mine = ActionItemFactory(owner=user, title="Mine")
     ActionItemFactory(title="Someone else's")
-    hidden = ActionItemFactory(
-        owner=user, title="Mine, on a draft I no longer see", incident=IncidentFactory(status=Status.DRAFT)
+    on_a_draft = ActionItemFactory(
+        owner=user, title="Mine, on a draft I have no part in", incident=IncidentFactory(status=Status.DRAFT)
     )
+    hidden = ActionItemFactory(title="Not mine, on a draft", incident=on_a_draft.incident)
     api = api_as(user)
 
     mine_titles = [row["title"] for row in api.get(f"{API}/action-items/").json_body["results"]]
     all_titles = [row["title"] for row in api.get(f"{API}/action-items/", scope="all").json_body["results"]]
 
-    assert mine_titles == [mine.title]
+    # The work assigned to someone never disappears from them (issue 19), the rest of a hidden draft does.
+    assert mine_titles == [mine.title, on_a_draft.title]
     assert "Someone else's" in all_titles
     assert hidden.title not in all_titles
+    page = client_for(user).get("/action-items/").content.decode()
+    assert on_a_draft.title in page
+    assert api.get(f"{API}/action-items/{hidden.pk}/").status_code == 404
+    mine_there = api.get(f"{API}/action-items/{on_a_draft.pk}/").json_body
+    assert mine_there["title"] == on_a_draft.title
+    assert api.get(f"{API}/postmortems/{on_a_draft.incident_id}/").status_code == 404
+
+
+def test_api_moves_an_action_items_due_date(api_as, user, today):
+    item = ActionItemFactory(owner=user)
+    later = today + dt.timedelta(days=60)
+    response = api_as(user).patch(f"{API}/action-items/{item.pk}/", {"due_date": later.isoformat()})
+    assert response.status_code == 200, response.json_body
+    item.refresh_from_db()
+    assert item.due_date == later
 
 
 def test_api_updates_an_action_item_after_publication(api_as, user):

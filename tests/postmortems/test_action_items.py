@@ -99,9 +99,9 @@ def test_action_items_lists_mine_overdue_first_then_due_soonest(client_for, me):
     assert response.context["counts"]["done"] == 1
 
 
-def test_action_items_never_shows_items_of_incidents_i_may_not_see(client_for, me):
+def test_action_items_shows_others_items_only_of_incidents_i_may_see(client_for, me):
     hidden = IncidentFactory(status=Status.PUBLISHED, visibility=Visibility.RESTRICTED)
-    ActionItemFactory(incident=hidden, title="Secret fix", owner=me)
+    ActionItemFactory(incident=hidden, title="Someone's secret fix")
     draft = IncidentFactory(status=Status.DRAFT)
     ActionItemFactory(incident=draft, title="Draft fix")
     ActionItemFactory(title="Public fix")
@@ -110,6 +110,56 @@ def test_action_items_never_shows_items_of_incidents_i_may_not_see(client_for, m
 
     titles = [item.title for item in response.context["items"]]
     assert titles == ["Public fix"]
+
+
+@pytest.mark.parametrize("where", ["restricted", "draft"])
+def test_my_item_on_a_postmortem_i_may_not_see_reaches_me_without_its_postmortem(client_for, me, where):
+    if where == "restricted":
+        hidden = IncidentFactory(
+            title="Vault breach",
+            status=Status.PUBLISHED,
+            visibility=Visibility.RESTRICTED,
+            summary="Keys leaked.",
+        )
+    else:
+        hidden = IncidentFactory(title="Vault breach", status=Status.DRAFT)
+    item = ActionItemFactory(incident=hidden, title="Rotate the keys", owner=me, due_date=dt.date(2026, 4, 1))
+    client = client_for(me)
+
+    page = client.get(URL)
+    assert [row.title for row in page.context["items"]] == ["Rotate the keys"]
+    body = page.content.decode()
+    assert "a restricted postmortem" in body
+    assert "Vault breach" not in body
+    assert hidden.get_absolute_url() not in body
+    assert client.get(hidden.get_absolute_url()).status_code == 404  # the postmortem stays out of reach
+
+    form = client.get(update_url(item))
+    assert form.status_code == 200
+    assert "Vault breach" not in form.content.decode()
+    response = post_update(
+        client,
+        item,
+        status=ActionItemStatus.IN_PROGRESS,
+        due_date="2026-05-15",
+        backlog_link="https://tracker.example.com/OPS-1",
+    )
+    assert response.status_code == 302
+    assert response["Location"] == URL  # not the postmortem's page, which they may not open
+    item.refresh_from_db()
+    assert item.status == ActionItemStatus.IN_PROGRESS
+    assert item.due_date == dt.date(2026, 5, 15)
+    assert item.backlog_link == "https://tracker.example.com/OPS-1"
+    assert "due 2026-05-15" in hidden.activities.get(verb=ActivityVerb.ACTION_ITEM_UPDATED).detail
+
+
+def test_someone_elses_item_on_a_postmortem_i_may_not_see_stays_a_404(client_for, me):
+    hidden = IncidentFactory(status=Status.PUBLISHED, visibility=Visibility.RESTRICTED)
+    item = ActionItemFactory(incident=hidden, title="Not mine")
+    assert client_for(me).get(update_url(item)).status_code == 404
+    assert post_update(client_for(me), item, status=ActionItemStatus.DONE).status_code == 404
+    item.refresh_from_db()
+    assert item.status == ActionItemStatus.OPEN
 
 
 def test_action_items_team_scope_shows_teammates_items(client_for, me):
@@ -316,6 +366,7 @@ def test_row_form_is_the_update_form_as_it_renders_itself(rf, me):
             "status": item.status,
             "wont_do_reason": item.wont_do_reason,
             "backlog_link": item.backlog_link,
+            "due_date": item.due_date,
             "next": f"{request.get_full_path()}#item-{item.pk}",
         },
     )

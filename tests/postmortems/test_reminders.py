@@ -153,36 +153,47 @@ def test_one_email_per_person_when_they_own_items_and_a_long_overdue_postmortem(
     assert "Theirs" in email.body
 
 
-def test_owner_hears_only_of_items_on_postmortems_they_may_see(db, clock, django_assert_max_num_queries):
+def test_owner_hears_of_every_item_of_theirs_but_only_titles_of_postmortems_they_may_see(
+    db, clock, django_assert_max_num_queries
+):
     today = timezone.localdate()
     owner, teammate_only = UserFactory(), UserFactory()
     team = TeamFactory(members=[owner])
     soon = today + days(2)
     ActionItemFactory(owner=owner, title="Public item", due_date=soon)
     secret = IncidentFactory(title="Secret breach", visibility=Visibility.RESTRICTED)
-    ActionItemFactory(incident=secret, owner=owner, title="Hidden restricted item", due_date=soon)
-    ActionItemFactory(incident=secret, owner=teammate_only, title="Only hidden", due_date=soon)
+    ActionItemFactory(incident=secret, owner=owner, title="Restricted item", due_date=soon)
+    ActionItemFactory(incident=secret, owner=teammate_only, title="Only theirs", due_date=soon)
     other_draft = IncidentFactory(title="Someone else's draft", status=Status.DRAFT)
-    ActionItemFactory(incident=other_draft, owner=owner, title="Hidden draft item", due_date=today - days(3))
+    ActionItemFactory(incident=other_draft, owner=owner, title="Draft item", due_date=today - days(3))
     mine_through_team = IncidentFactory(title="Team outage", visibility=Visibility.RESTRICTED, teams=[team])
     ActionItemFactory(incident=mine_through_team, owner=owner, title="Team item", due_date=soon)
 
     with django_assert_max_num_queries(12):
         digests = reminders.action_item_digests(today)
-    assert teammate_only not in digests
-    assert [item.title for item in digests[owner].mine] == ["Public item", "Team item"]
+    assert [item.title for item in digests[owner].mine] == [
+        "Draft item",
+        "Public item",
+        "Restricted item",
+        "Team item",
+    ]
+    assert [item.title for item in digests[teammate_only].mine] == ["Only theirs"]
 
-    assert reminders.send_daily_reminders() == 1
+    assert reminders.send_daily_reminders() == 2
     [email] = emails_to(owner)
-    assert "2 action items due soon or overdue" in email.subject
-    assert "Public item" in email.body
-    assert "Team outage" in email.body
-    for hidden in ("Secret breach", "Hidden restricted item", "Someone else's draft", "Hidden draft item"):
+    assert "4 action items due soon or overdue" in email.subject
+    for own in ("Public item", "Restricted item", "Draft item", "Team item", "Team outage"):
+        assert own in email.body
+    assert email.body.count("from a restricted postmortem") == 2
+    for hidden in ("Secret breach", "Someone else's draft"):
         assert hidden not in email.body
-    assert emails_to(teammate_only) == []
+    [theirs] = emails_to(teammate_only)
+    assert "Only theirs" in theirs.body
+    assert "Secret breach" not in theirs.body
+    assert f"/action-items/{secret.action_items.get(title='Only theirs').pk}/" in theirs.body
 
 
-def test_long_overdue_items_of_a_restricted_draft_reach_only_its_people(db, clock):
+def test_long_overdue_items_of_a_restricted_draft_reach_its_people_and_its_owner_without_its_title(db, clock):
     today = timezone.localdate()
     pm_owner, reviewer, item_owner = UserFactory(), UserFactory(), UserFactory()
     incident = IncidentFactory(
@@ -196,7 +207,9 @@ def test_long_overdue_items_of_a_restricted_draft_reach_only_its_people(db, cloc
 
     reminders.send_daily_reminders()
 
-    assert emails_to(item_owner) == []  # owning the item does not make the draft theirs to see
+    [email] = emails_to(item_owner)  # reminded of their own item, not told the draft's title
+    assert "Long overdue" in email.body
+    assert "Quiet draft" not in email.body
     for person in (pm_owner, reviewer):  # involved, so they may see it
         [email] = emails_to(person)
         assert "Long overdue" in email.body
