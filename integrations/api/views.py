@@ -250,8 +250,9 @@ class IncidentListView(GenericAPIView):
         form = IncidentBasicsForm(writing._merge(dict(defaults), body, IncidentBasicsForm().fields))
         if not form.is_valid():
             raise writing.FormErrors(writing.form_errors(form))
-        incident = editing.create_incident(form, by=request.user)
-        Activity.objects.filter(incident=incident).update(detail=Value(THROUGH_THE_API))
+        with transaction.atomic():
+            incident = editing.create_incident(form, by=request.user)
+            Activity.objects.filter(incident=incident).update(detail=Value(THROUGH_THE_API))
         return _detail_response(request, incident.pk, status_code=201)
 
 

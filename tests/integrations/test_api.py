@@ -641,3 +641,23 @@ def test_schema_validates_and_docs_are_served_to_signed_in_people(client_for, cl
     assert schema["components"]["securitySchemes"]["personalToken"]["scheme"] == "bearer"
     assert docs.status_code == 200
     assert "swagger-ui" in docs.content.decode()
+
+
+@pytest.mark.parametrize(("role", "expected"), [("reviewer_a", 403), ("other", 404), ("staff", 403)])
+@pytest.mark.parametrize("method", ["post", "patch", "delete"])
+def test_api_rows_by_someone_who_may_not_edit(api_as, cast, role, expected, method):
+    incident = postmortem(cast)
+    event = incident.timeline_events.first()
+    api = api_as(cast[role])
+    url = f"{API}/postmortems/{incident.pk}/timeline/"
+    body = {"occurred_at": "2026-03-04T10:30", "zone": "UTC", "description": "Injected"}
+    if method == "post":
+        response = api.post(url, body, if_match=incident.revision)
+    elif method == "patch":
+        response = api.patch(f"{url}{event.pk}/", {"description": "Injected"}, if_match=incident.revision)
+    else:
+        response = api.delete(f"{url}{event.pk}/", if_match=incident.revision)
+    assert response.status_code == expected
+    assert incident.timeline_events.count() == 3
+    assert not incident.timeline_events.filter(description="Injected").exists()
+    assert not incident.activities.filter(verb=ActivityVerb.EDITED).exists()
