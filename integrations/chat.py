@@ -29,6 +29,8 @@ def message(event: str, payload: dict) -> dict:
         "webhook.test": ":wave: A test message from Hindsight.",
     }
     lines = [texts.get(event, f"{event}: {link}")]
+    if event == "postmortem.review_requested" and incident.get("committee"):
+        lines[0] = lines[0].removesuffix(".") + " from " + ", ".join(incident["committee"]) + "."
     if event == "postmortem.changes_requested" and data.get("sign_off", {}).get("comment"):
         lines.append(f"> {data['sign_off']['comment']}")
     if event == "postmortem.published":

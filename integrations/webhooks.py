@@ -75,6 +75,7 @@ def incident_data(incident: Incident, *, full: bool) -> dict:
             owner=incident.owner.username if incident.owner_id else None,
             summary=incident.summary,
             tags=sorted(tag.name for tag in incident.tags.all()),
+            committee=[str(member) for member in incident.committee.all()],
             revision=incident.revision,
         )
     return data

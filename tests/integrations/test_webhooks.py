@@ -54,6 +54,7 @@ def test_review_request_is_delivered_signed_after_commit(cast, receiver, django_
     assert payload["data"]["incident"]["title"] == incident.title
     assert payload["data"]["incident"]["url"] == f"http://127.0.0.1:8000/postmortems/{incident.pk}/"
     assert payload["data"]["actor"] == "owner"
+    assert payload["data"]["incident"]["committee"] == ["Ada Reviewer", "Ben Reviewer"]
     delivery = WebhookDelivery.objects.get()
     assert received.headers["webhook-id"] == delivery.message_id
     assert delivery.status == DeliveryStatus.SUCCEEDED
@@ -296,3 +297,15 @@ def test_send_pending_webhooks_command_sends_what_is_due(cast, receiver):
 
     assert out.getvalue().strip() == "1 webhooks delivered; 0 deliveries still waiting."
     assert len(receiver.requests) == 1
+
+
+def test_chat_review_request_names_the_committee(cast, receiver, django_capture_on_commit_callbacks):
+    endpoint_for(receiver.url, Event.REVIEW_REQUESTED, kind=EndpointKind.SLACK)
+    incident = postmortem(cast)
+    with django_capture_on_commit_callbacks(execute=True):
+        workflow.request_review(incident, by=cast.owner)
+    (received,) = receiver.requests
+    assert received.json["text"] == (
+        f":mag: owner requested review of <http://127.0.0.1:8000/postmortems/{incident.pk}/|{incident.title}>"
+        " from Ada Reviewer, Ben Reviewer."
+    )
