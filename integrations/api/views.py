@@ -16,6 +16,7 @@ from django.db.models import F, Max, Prefetch, Value
 from django.db.models.functions import Concat
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -33,7 +34,7 @@ from integrations.api.serializers import (
 )
 from postmortems import editing, followthrough, workflow
 from postmortems.followthrough_forms import ActionItemFilterForm, ActionItemUpdateForm
-from postmortems.forms import SearchForm
+from postmortems.forms import IncidentBasicsForm, SearchForm
 from postmortems.models import (
     ActionItem,
     Activity,
@@ -238,8 +239,6 @@ class IncidentListView(GenericAPIView):
     def post(self, request):
         """Create a draft from the fields of the “basics” step (title, incident_date, severity, time_zone,
         owner, committee, co_authors, tags, visibility, teams, started_at …): people and teams by id."""
-        from postmortems.forms import IncidentBasicsForm
-
         body = _body(request)
         defaults = {
             "owner": request.user.pk,
@@ -493,8 +492,6 @@ class ActionItemListView(GenericAPIView):
         if chosen["priority"]:
             items = items.filter(priority=chosen["priority"])
         if chosen["overdue"]:
-            from django.utils import timezone
-
             items = items.overdue(timezone.localdate())
         items = items.select_related("owner").prefetch_related("factors")
         page = self.paginate_queryset(items)
