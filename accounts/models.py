@@ -1,9 +1,11 @@
 import zoneinfo
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils.crypto import salted_hmac
 from django.utils.text import slugify
 
 
@@ -39,12 +41,33 @@ class User(AbstractUser):
         validators=[validate_time_zone],
         help_text="Times are shown to you in this zone on hover; new postmortems default to it.",
     )
+    session_epoch = models.PositiveIntegerField(
+        "session epoch",
+        default=0,
+        editable=False,
+        help_text="Raised by “Sign out my other sessions”: sessions signed in before it end.",
+    )
 
     class Meta(AbstractUser.Meta):
         ordering = ["username"]
 
     def __str__(self) -> str:
         return self.name_of(self.username, self.display_name, self.first_name, self.last_name)
+
+    # A session stays valid while the hash it was signed in with matches: Django derives it from the
+    # password (a new password ends every other session); the epoch lets a person end them without one.
+    def get_session_auth_hash(self) -> str:
+        return self._session_hash(settings.SECRET_KEY)
+
+    def get_session_auth_fallback_hash(self):
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._session_hash(secret)
+
+    def _session_hash(self, secret: str) -> str:
+        salt = "accounts.User.get_session_auth_hash"
+        return salted_hmac(
+            salt, f"{self.password}:{self.session_epoch}", secret=secret, algorithm="sha256"
+        ).hexdigest()
 
     @staticmethod
     def name_of(username: str, display_name: str, first_name: str, last_name: str) -> str:
@@ -73,3 +96,52 @@ class Team(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("postmortems:list") + f"?team={self.slug}"
+
+
+class SecurityEventKind(models.TextChoices):
+    SIGNED_IN = "signed_in", "Signed in"
+    SIGN_IN_FAILED = "sign_in_failed", "Failed sign-in"
+    LOCKED_OUT = "locked_out", "Locked out (too many failures)"
+    SIGNED_OUT = "signed_out", "Signed out"
+    OTHER_SESSIONS_ENDED = "other_sessions_ended", "Signed out other sessions"
+    PASSWORD_CHANGED = "password_changed", "Password changed"
+    PASSWORD_RESET_REQUESTED = "password_reset_requested", "Password reset requested"
+    PASSWORD_RESET_REFUSED = "password_reset_refused", "Password reset refused (too many requests)"
+    PASSWORD_RESET_DONE = "password_reset_done", "Password reset"
+    EXPORTED = "exported", "Exported a postmortem"
+    PERMISSION_DENIED = "permission_denied", "Refused an action on a postmortem"
+
+
+class SecurityEvent(models.Model):
+    """Append-only: who did what that matters to security, from where (accounts/security.py writes it)."""
+
+    created_at = models.DateTimeField("time", auto_now_add=True, db_index=True)
+    kind = models.CharField("event", max_length=32, choices=SecurityEventKind)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="person",
+    )
+    username = models.CharField(
+        "username or e-mail", max_length=150, blank=True, help_text="As typed, for a failed sign-in."
+    )
+    address = models.GenericIPAddressField("address", null=True, blank=True)
+    path = models.CharField("page", max_length=200, blank=True)
+    detail = models.CharField("detail", max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Password-reset throttling counts one e-mail address's recent requests from one address.
+            models.Index(fields=["kind", "username", "created_at"], name="securityevent_kind_user_idx"),
+        ]
+
+    def __str__(self) -> str:
+        who = self.user or self.username or "someone"
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.get_kind_display()}: {who} from {self.address or '?'}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:accounts_securityevent_change", args=[self.pk])

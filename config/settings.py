@@ -1,10 +1,12 @@
 """Hindsight settings, read from the environment (see README, "Configuration")."""
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -14,9 +16,18 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
-# The default key lets `make run` and the tests work with no configuration; `check --deploy` rejects it
-# (security.W009) and docker-compose refuses to start without SECRET_KEY.
-SECRET_KEY = env("SECRET_KEY", default="django-insecure-hindsight-development-only-key")
+# The development key lets `make run` (DEBUG=1) work with no configuration. With DEBUG off a real key is
+# required: starting with a key everyone can read in this file would let anyone forge sessions and
+# password-reset links. (The test suite sets its own key: tests/settings_plugin.py.)
+SECRET_KEY = env("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. With DEBUG=0 Hindsight needs a secret key of its own: set SECRET_KEY to "
+            '50 random characters (python -c "import secrets; print(secrets.token_urlsafe(50))"), in the '
+            "environment or in .env beside manage.py; or set DEBUG=1 on a development machine."
+        )
+    SECRET_KEY = "django-insecure-hindsight-development-only-key"
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -41,18 +52,28 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "mozilla_django_oidc",
+    "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads the body (CSRF reads POST): refuse what is too big or holds NUL bytes.
+    "config.middleware.RequestLimitsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.middleware.SessionIdleMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.security.PermissionDeniedLogMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the "too many attempts" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -67,6 +88,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -136,15 +158,40 @@ OIDC_STAFF_GROUPS = env.list("OIDC_STAFF_GROUPS", default=[])
 OIDC_CREATE_TEAMS = env.bool("OIDC_CREATE_TEAMS", default=False)
 OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID and OIDC_OP_AUTHORIZATION_ENDPOINT)
 LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+# django-axes first: it refuses a locked-out username and address before any password is checked (it
+# checks, but never signs anyone in itself).
 AUTHENTICATION_BACKENDS = [
     *(["integrations.sso.SsoBackend"] if OIDC_ENABLED else []),
     *(["django.contrib.auth.backends.ModelBackend"] if PASSWORD_SIGN_IN else []),
 ]
 if not AUTHENTICATION_BACKENDS:
     raise ImproperlyConfigured("PASSWORD_SIGN_IN=0 needs single sign-on: set the OIDC_* variables.")
+AUTHENTICATION_BACKENDS.insert(0, "axes.backends.AxesStandaloneBackend")
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "postmortems:list"
 LOGOUT_REDIRECT_URL = "accounts:login"
+
+# Sign-in throttling (django-axes), on the site's and the admin's sign-in and on password-reset requests:
+# after SIGN_IN_FAILURE_LIMIT failures for one username from one address, that pair is locked out for
+# SIGN_IN_COOLOFF_MINUTES (a failure during the cool-off starts it again). Attempts live in the database,
+# so every web process agrees.
+AXES_FAILURE_LIMIT = env.int("SIGN_IN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("SIGN_IN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_CLIENT_IP_CALLABLE = "accounts.security.client_address"
+# The security log (accounts.SecurityEvent) records sign-ins; axes keeps only what a lockout needs.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# Behind proxies that append the client's address to X-Forwarded-For, how many of them there are (the
+# address is read that many entries from the right); 0: the connection's own address (REMOTE_ADDR).
+FORWARDED_FOR_PROXIES = env.int("FORWARDED_FOR_PROXIES", default=0)
+
+# Sessions end after this long without a request (the expiry moves forward at most every few minutes).
+SESSION_COOKIE_AGE = int(env.float("SESSION_IDLE_HOURS", default=12) * 3600)
+# The security log (sign-ins, failures, lockouts, password changes and resets, exports, refusals).
+SECURITY_LOG_RETENTION_DAYS = env.int("SECURITY_LOG_RETENTION_DAYS", default=365)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", default="UTC")
@@ -242,6 +289,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.tasks.send_overdue_webhooks",
         "schedule": crontab(hour=env.int("REMINDER_HOUR", default=7), minute=5),
     },
+    # Images uploaded more than a day ago that no postmortem shows (postmortems/uploads.py).
+    "daily-unused-uploads": {
+        "task": "postmortems.tasks.delete_unused_uploads",
+        "schedule": crontab(hour=3, minute=30),
+    },
+    "daily-security-log-retention": {
+        "task": "accounts.tasks.prune_security_log",
+        "schedule": crontab(hour=3, minute=45),
+    },
 }
 
 # The REST API (integrations/api/): personal tokens, throttled per token, cursor-paginated, JSON errors.
@@ -283,6 +339,21 @@ TAGGIT_CASE_INSENSITIVE = True
 
 # markdownx's own preview does not sanitise: every preview goes through the project's renderer.
 MARKDOWNX_MARKDOWNIFY_FUNCTION = "postmortems.markdown.render_markdown"
+# Hosts whose images Markdown may show (e.g. grafana.example.com); any other image shows as a link, so a
+# postmortem cannot make its readers' browsers call a tracking pixel. Empty: only images uploaded here.
+MARKDOWN_IMAGE_HOSTS = env.list("MARKDOWN_IMAGE_HOSTS", default=[])
+
+# Request bodies. A form post (a step of a postmortem with long log pastes) may be up to
+# REQUEST_MAX_MB; an image upload up to UPLOAD_MAX_MB. Bigger bodies are refused from their
+# Content-Length before a byte is read (config/middleware.py); put the same limit on the proxy.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(env.float("REQUEST_MAX_MB", default=10) * 1024 * 1024)
+UPLOAD_MAX_BYTES = int(env.float("UPLOAD_MAX_MB", default=5) * 1024 * 1024)
+# An accepted upload stays in memory (it is bounded above), never in a temporary file.
+FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 64 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 1
+# Images per person per hour; the pixels an image may have (its header is read before any decoding).
+UPLOADS_PER_HOUR = env.int("UPLOADS_PER_HOUR", default=30)
+UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=25_000_000)
 
 # The review workflow and follow-through (DESIGN.md sections 5 and 8).
 POSTMORTEM_MIN_REVIEWERS = env.int("POSTMORTEM_MIN_REVIEWERS", default=1)
@@ -300,6 +371,24 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts only from here or with this request's nonce, nothing
+# inline; images from here (Bootstrap's icons are data: URIs) and the MARKDOWN_IMAGE_HOSTS.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", *(f"https://{host}" for host in MARKDOWN_IMAGE_HOSTS)],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
+    "payment=(), usb=()"
+)
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 # Covering indexes (INCLUDE) are a PostgreSQL optimisation; SQLite builds the same index without them.
 SILENCED_SYSTEM_CHECKS += ["models.W040"]
@@ -318,6 +407,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # Django's own console handler (DEBUG only) printed each of its records a second time beside the root's:
     # its records go to the root handler alone, once, with DEBUG on or off.
-    # urllib3 logs each request's full URL at DEBUG: a chat webhook's URL is its secret (webhooks, SSO).
-    "loggers": {"django": {"handlers": [], "propagate": True}, "urllib3": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "propagate": True},
+        # urllib3 logs each request's full URL at DEBUG: a chat webhook's URL is its secret (webhooks, SSO).
+        "urllib3": {"level": "WARNING"},
+        # django-axes reports every sign-in at INFO; the security log (accounts.SecurityEvent) has them.
+        "axes": {"level": "WARNING"},
+    },
 }

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from mozilla_django_oidc import views as oidc_views
 
+from accounts.views import admin_password_change
 from config import views
 from postmortems.views.authoring import serve_media
 
@@ -14,6 +15,8 @@ admin.site.site_title = "Hindsight admin"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="postmortems:list", permanent=False)),
     path("accounts/", include("accounts.urls")),
+    # The admin's own password change, logged in the security log like the site's.
+    path("admin/password_change/", admin.site.admin_view(admin_password_change)),
     path("admin/", admin.site.urls),
     path("markdownx/", include("postmortems.markdownx_urls")),
     # Uploaded images are for signed-in people only, so /media/ is served by a login-required view.

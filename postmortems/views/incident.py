@@ -11,6 +11,8 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django.views.generic import DetailView
 
+from accounts import security
+from accounts.models import SecurityEventKind
 from postmortems import changes, export, followthrough, workflow
 from postmortems.checks import run_checks
 from postmortems.forms import (
@@ -35,6 +37,9 @@ def _readable_incident(request, pk) -> Incident:
 def incident_export(request, pk):
     """/postmortems/<id>/export.md: the postmortem as Markdown, in the template's section order."""
     incident = _readable_incident(request, pk)
+    security.record(
+        SecurityEventKind.EXPORTED, request=request, detail=f"postmortem {incident.pk} as Markdown"
+    )
     response = HttpResponse(export.to_markdown(incident), content_type="text/markdown; charset=utf-8")
     filename = f"postmortem-{incident.pk}-{slugify(incident.title)[:60] or 'untitled'}.md"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
