@@ -1,7 +1,9 @@
+from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
+from django.contrib.admin import helpers, widgets
 from django.db import transaction
 from django.template.response import TemplateResponse
+from markdownx.models import MarkdownxField
 
 from accounts.models import User
 from postmortems import workflow
@@ -215,6 +217,12 @@ class IncidentAdmin(admin.ModelAdmin):
         ("Source", {"fields": ("company", "source_url"), "classes": ("collapse",)}),
         ("Dates", {"fields": ("published_at", "created_at", "updated_at"), "classes": ("collapse",)}),
     )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # Staff edit the Markdown as text: images are uploaded by the authors, into their own postmortem.
+        if isinstance(db_field, MarkdownxField):
+            return db_field.formfield(form_class=forms.CharField, widget=widgets.AdminTextareaWidget)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def save_related(self, request, form, formsets, change):
         committee_before = set(form.initial.get("committee") or []) if change else set()

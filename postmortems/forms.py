@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.functional import cached_property
 from django.utils.text import slugify
+from markdownx.widgets import MarkdownxWidget
 from taggit.forms import TagField, TagWidget
 
 from accounts.models import Team, validate_time_zone
@@ -142,6 +143,25 @@ def _markdown_attrs(rows: int = 8) -> dict[str, str]:
     return {"rows": str(rows), "data-autosave": "on", "class": "form-control font-monospace"}
 
 
+class MarkdownEditor(MarkdownxWidget):
+    """markdownx's editor whose pasted and dropped images are uploaded into the postmortem being written
+    (markdownx itself writes one upload address, from settings, into every editor)."""
+
+    def __init__(self, *, incident: Incident, attrs=None):
+        super().__init__(attrs=attrs)
+        self.upload_url = reverse("postmortems:upload", args=[incident.pk])
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["widget"]["attrs"]["data-markdownx-upload-urls-path"] = self.upload_url
+        return context
+
+
+def _markdown_editors(form: forms.ModelForm, names, *, rows: int = 8) -> None:
+    for name in names:
+        form.fields[name].widget = MarkdownEditor(incident=form.instance, attrs=_markdown_attrs(rows))
+
+
 def _checkbox_list() -> forms.CheckboxSelectMultiple:
     return forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"})
 
@@ -248,8 +268,7 @@ class IncidentImpactForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name in ("summary", "supporting_data", "customer_impact"):
-            self.fields[name].widget.attrs.update(_markdown_attrs())
+        _markdown_editors(self, ("summary", "supporting_data", "customer_impact"))
         self.fields["supporting_data"].help_text += " Paste or drop PNG, JPEG or WebP images; tables work."
 
 
@@ -260,8 +279,7 @@ class IncidentAnalysisForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name in self.Meta.fields:
-            self.fields[name].widget.attrs.update(_markdown_attrs(rows=12))
+        _markdown_editors(self, self.Meta.fields, rows=12)
 
 
 class IncidentRowForm(forms.ModelForm):

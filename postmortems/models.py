@@ -1031,3 +1031,44 @@ class Notification(models.Model):
     def __str__(self) -> str:
         state = f"sent {self.sent_at:%Y-%m-%d %H:%M}" if self.sent_at else "waiting"
         return f"{self.get_kind_display()} #{self.object_id}, {state}"
+
+
+class Upload(models.Model):
+    """An image uploaded into one postmortem's Markdown (postmortems/uploads.py). /media/ serves it only to
+    people who may see that postmortem; once the postmortem no longer shows it (or is deleted), a daily
+    task deletes it."""
+
+    incident = models.ForeignKey(
+        Incident,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="uploads",
+        verbose_name="postmortem",
+    )
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="uploaded by",
+    )
+    name = models.CharField("file", max_length=255, unique=True, help_text="Its name in MEDIA_ROOT.")
+    width = models.PositiveIntegerField("width")
+    height = models.PositiveIntegerField("height")
+    size = models.PositiveIntegerField("bytes")
+    created_at = models.DateTimeField("uploaded", auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The per-person rate: one person's uploads of the last hour.
+            models.Index(fields=["uploaded_by", "created_at"], name="upload_person_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("media", args=[self.name])

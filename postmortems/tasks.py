@@ -17,7 +17,7 @@ from celery.signals import worker_ready
 from django.db.models import F
 from django.utils import timezone
 
-from postmortems import reminders
+from postmortems import reminders, uploads
 from postmortems.models import Activity, Notification, NotificationKind, SignOff
 from postmortems.notifications import send_once
 
@@ -192,3 +192,9 @@ def send_published(activity_id: int) -> int:
 @shared_task(**TASK_OPTIONS)
 def send_related_open_items(incident_id: int) -> int:
     return reminders.related_open_items_emails(incident_id)
+
+
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=540)
+def delete_unused_uploads() -> int:
+    """Daily (Celery beat): images uploaded more than a day ago that no postmortem shows any more."""
+    return uploads.delete_unused()

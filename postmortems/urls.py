@@ -12,6 +12,7 @@ urlpatterns = [
     path("postmortems/tags.json", authoring.tag_suggestions, name="tag_suggestions"),
     path("postmortems/<int:pk>/edit/", authoring.edit_start, name="edit_start"),
     path("postmortems/<int:pk>/edit/<slug:step>/", authoring.StepEditView.as_view(), name="edit"),
+    path("postmortems/<int:pk>/upload/", authoring.upload_image, name="upload"),
     path("postmortems/<int:pk>/export.md", incident.incident_export, name="export"),
     path("postmortems/<int:pk>/print/", incident.incident_print, name="print"),
     path("postmortems/<int:pk>/request-review/", incident.request_review, name="request_review"),

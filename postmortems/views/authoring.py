@@ -2,9 +2,7 @@
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, ValidationError
-from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -27,6 +25,7 @@ from postmortems.markdown import render_markdown
 from postmortems.models import (
     ActivityVerb,
     Incident,
+    Upload,
     factor_tree,
 )
 
@@ -243,20 +242,32 @@ def preview_markdown(request):
     return HttpResponse(render_markdown(request.POST.get("content", "")))
 
 
-@login_required
 @require_POST
-def upload_image(request):
-    """markdownx's upload endpoint: a verified, re-encoded PNG, JPEG or WebP, as a Markdown image."""
+def upload_image(request, pk: int):
+    """/postmortems/<id>/upload/, markdownx's upload endpoint for this postmortem's editor: a verified,
+    re-encoded PNG, JPEG or WebP that belongs to the postmortem, as a Markdown image."""
+    incident = _editable_incident(request, pk)
     try:
-        name = uploads.store_image(request.FILES.get("image"))
+        upload = uploads.store_image(request.FILES.get("image"), incident=incident, by=request.user)
+    except uploads.UploadRefused as refused:
+        return JsonResponse({"error": " ".join(refused.messages)}, status=429)
     except ValidationError as error:
         return JsonResponse({"error": " ".join(error.messages)}, status=400)
-    return JsonResponse({"image_code": f"![]({default_storage.url(name)})"})
+    return JsonResponse({"image_code": f"![]({uploads.media_url(upload)})"})
 
 
-@login_required
+@require_POST
+def upload_without_postmortem(request):
+    """markdownx's default upload URL: every upload belongs to a postmortem, so it goes to that one's."""
+    return JsonResponse({"error": "Upload images from a postmortem's own form."}, status=400)
+
+
 def serve_media(request, path: str):
-    """Uploaded files, for signed-in people only (in production too: no public /media/)."""
+    """Uploaded images, each only to the people who may see the postmortem it was uploaded to (a 404 for
+    everyone else, and for a file no upload records)."""
+    upload = Upload.objects.filter(name=path).select_related("incident").first()
+    if upload is None or upload.incident is None or not upload.incident.is_visible_to(request.user):
+        raise Http404("No such file.")
     try:
         response = static_serve(request, path, document_root=settings.MEDIA_ROOT)
     except SuspiciousFileOperation as error:
