@@ -46,6 +46,19 @@ def zoned_time(context, value, zone_name):
     )
 
 
+MAX_DEPTH_CLASS = 8
+
+
+@register.filter
+def depth_class(depth) -> str:
+    """`depth-N` (static/css/hindsight.css indents by it): a class, as the page's Content-Security-Policy
+    refuses style attributes. Deeper than MAX_DEPTH_CLASS is drawn at that depth."""
+    try:
+        return f"depth-{min(max(int(depth or 0), 0), MAX_DEPTH_CLASS)}"
+    except (TypeError, ValueError):
+        return "depth-0"
+
+
 @register.filter
 def duration(value: timedelta | None) -> str:
     """A span as a person reads it: “2 h 05 min”, “45 min”, “3 d 4 h”."""

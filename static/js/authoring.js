@@ -49,8 +49,10 @@
       if (!row) return;
       event.preventDefault();
       const parentRow = why.closest("[data-row]");
-      const depth = Number(parentRow.style.getPropertyValue("--depth") || 0) + 1;
-      row.style.setProperty("--depth", String(depth));
+      // Depth is a class (depth-0 … depth-8), never a style attribute: the page's CSP refuses those.
+      const depth = Math.min(Number(getComputedStyle(parentRow).getPropertyValue("--depth") || 0) + 1, 8);
+      row.classList.remove(...Array.from(row.classList).filter((name) => name.startsWith("depth-")));
+      row.classList.add("depth-" + depth);
       const label = document.createElement("div");
       label.className = "why-label";
       label.textContent = "why? — answers “" + (parentRow.querySelector("textarea").value.slice(0, 60)) + "”";

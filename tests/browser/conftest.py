@@ -51,14 +51,30 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+def is_csp_violation(text: str) -> bool:
+    """Chromium reports each thing the Content-Security-Policy refused as a console message like these."""
+    return "Content Security Policy" in text or "Content-Security-Policy" in text
+
+
 @pytest.fixture
 def new_page(browser, request):
-    """Open pages in fresh contexts; save a screenshot of each when the test fails."""
-    contexts = []
+    """Open pages in fresh contexts; save a screenshot of each when the test fails. The test fails on any
+    Content-Security-Policy violation a page reports (an inline script or style, a foreign image)."""
+    contexts, violations = [], []
+
+    def watch(message):
+        if is_csp_violation(message.text):
+            violations.append(f"{message.page.url if message.page else '?'}: {message.text}")
 
     def open_page(viewport=None):
         context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
         context.set_default_timeout(10_000)
+        context.on("console", watch)
+        # Violations that print nothing of their own still fire this event: print them.
+        context.add_init_script(
+            "document.addEventListener('securitypolicyviolation', (e) => console.error("
+            "'Content Security Policy violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
+        )
         contexts.append(context)
         return context.new_page()
 
@@ -70,6 +86,8 @@ def new_page(browser, request):
             for j, page in enumerate(context.pages):
                 page.screenshot(path=ARTIFACTS / f"{request.node.name}-{i}-{j}.png", full_page=True)
         context.close()
+    if violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(dict.fromkeys(violations)))
 
 
 @pytest.fixture

@@ -50,7 +50,8 @@ def test_raw_html_outside_the_allow_list_is_stripped():
     assert "text" in html
 
 
-def test_images_keep_http_sources_and_alt_text():
+def test_images_keep_http_sources_and_alt_text(settings):
+    settings.MARKDOWN_IMAGE_HOSTS = ["grafana.example.com"]
     html = render_markdown("![error rate](https://grafana.example.com/render.png)")
     assert '<img alt="error rate" src="https://grafana.example.com/render.png">' in html
 
@@ -89,3 +90,26 @@ def test_a_link_title_keeps_its_angle_brackets_escaped():
     assert "<img" not in html
     assert "<!--" not in html
     assert 'title="&lt;!--mark--&gt;&lt;img src=x onerror=alert(1)&gt;"' in html
+
+
+def test_an_image_from_another_host_shows_as_a_link(settings):
+    settings.MARKDOWN_IMAGE_HOSTS = []
+    html = render_markdown("Graph: ![latency](https://tracker.example/pixel.png) and more")
+    assert "<img" not in html
+    assert '<a href="https://tracker.example/pixel.png"' in html
+    assert ">latency</a> and more" in html
+
+
+def test_images_from_this_site_and_the_allowed_hosts_are_shown(settings):
+    settings.MARKDOWN_IMAGE_HOSTS = ["grafana.example.com"]
+    html = render_markdown("![a](/media/uploads/2026/01/x.png) ![b](https://grafana.example.com/d/1.png)")
+    assert '<img alt="a" src="/media/uploads/2026/01/x.png"' in html
+    assert '<img alt="b" src="https://grafana.example.com/d/1.png"' in html
+    settings.MARKDOWN_IMAGE_HOSTS = []
+    assert "<img" not in render_markdown("![b](https://grafana.example.com/d/1.png)").split("x.png")[-1]
+
+
+def test_table_alignment_needs_no_style_attribute():
+    html = render_markdown("| a | b |\n|:--|--:|\n| 1 | 2 |")
+    assert 'align="right"' in html
+    assert "style=" not in html
