@@ -5,6 +5,7 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.text import slugify
 
@@ -24,6 +25,15 @@ def zone(name: str | None) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(name or "UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return zoneinfo.ZoneInfo("UTC")
+
+
+def in_zone(value, tz: zoneinfo.ZoneInfo):
+    """`value` in the zone `tz`; in UTC when the zone cannot show it (an instant at the calendar's very
+    edge, stored before forms refused those)."""
+    try:
+        return timezone.localtime(value, tz)
+    except OverflowError:
+        return timezone.localtime(value, zoneinfo.ZoneInfo("UTC"))
 
 
 def time_zone_choices() -> list[tuple[str, str]]:

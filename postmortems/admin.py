@@ -8,7 +8,7 @@ from markdownx.models import MarkdownxField
 from accounts.models import User
 from postmortems import workflow
 from postmortems.editing import STEP_SLUGS
-from postmortems.forms import ReopenForm
+from postmortems.forms import ReopenForm, TagsField
 from postmortems.models import (
     ActionItem,
     Activity,
@@ -222,6 +222,8 @@ class IncidentAdmin(admin.ModelAdmin):
         # Staff edit the Markdown as text: images are uploaded by the authors, into their own postmortem.
         if isinstance(db_field, MarkdownxField):
             return db_field.formfield(form_class=forms.CharField, widget=widgets.AdminTextareaWidget)
+        if db_field.name == "tags":  # the authoring form's rules: a slug to link to, a length that fits
+            return db_field.formfield(form_class=TagsField, required=False)
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def save_related(self, request, form, formsets, change):

@@ -10,8 +10,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from django.utils import timezone
-
+from accounts.models import in_zone
 from postmortems.models import Incident, factor_tree
 
 SNAPSHOT_PREFETCH = (
@@ -41,7 +40,7 @@ def format_time(value, zone) -> str:
     """A time in `zone`, with the zone's abbreviation, as the text of a postmortem shows it."""
     if value is None:
         return "—"
-    local = timezone.localtime(value, zone)
+    local = in_zone(value, zone)
     return f"{local:%Y-%m-%d %H:%M} {local:%Z}"
 
 

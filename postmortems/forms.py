@@ -26,6 +26,7 @@ from django.utils.functional import cached_property
 from django.utils.text import slugify
 from markdownx.widgets import MarkdownxWidget
 from taggit.forms import TagField, TagWidget
+from taggit.models import Tag
 
 from accounts.models import Team, validate_time_zone
 from postmortems.models import (
@@ -98,7 +99,31 @@ class WallClockField(forms.DateTimeField):
             parsed.astimezone(dt.UTC)
         except OverflowError:
             raise ValidationError(self.error_messages["overflow"], code="overflow") from None
-        return parsed
+        return check_showable(parsed)
+
+
+TAG_MAX_LENGTH = 50
+
+
+class TagsField(TagField):
+    """Comma-separated tags, each with a letter or digit (its slug names the tag's page, so a tag of only
+    punctuation or emoji would have none) and at most TAG_MAX_LENGTH characters (the database holds 100,
+    and a slug made unique gets a suffix)."""
+
+    def clean(self, value):
+        tags = super().clean(value)
+        for tag in tags:
+            if len(tag) > TAG_MAX_LENGTH:
+                raise ValidationError(
+                    f"“{tag[:40]}…” is {len(tag)} characters long; a tag has at most {TAG_MAX_LENGTH}.",
+                    code="tag_too_long",
+                )
+            if not Tag().slugify(tag):
+                raise ValidationError(
+                    f"“{tag}” has no letter or digit; a tag needs at least one, as it names the tag's page.",
+                    code="tag_without_slug",
+                )
+        return tags
 
 
 class TimeZoneField(forms.CharField):
@@ -113,6 +138,23 @@ class TimeZoneField(forms.CharField):
             forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off", "spellcheck": "false"}),
         )
         super().__init__(**kwargs)
+
+
+# Every zone can show an instant between these (zones lie within a day of UTC); nearer the calendar's edges,
+# years 1 and 9999, a reader in some zone could not be shown it.
+SHOWABLE_FROM = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+SHOWABLE_UNTIL = dt.datetime(9999, 12, 30, 23, 59, tzinfo=dt.UTC)
+
+
+def check_showable(aware: dt.datetime) -> dt.datetime:
+    """Refuse a time at the very edge of the calendar, which some time zones cannot show."""
+    if not SHOWABLE_FROM <= aware <= SHOWABLE_UNTIL:
+        raise ValidationError(
+            f"{aware:%Y-%m-%d %H:%M} is too close to the edge of the calendar (years 1 and 9999) to be shown "
+            "in every time zone. Check the year.",
+            code="unshowable",
+        )
+    return aware
 
 
 def attach_zone(wall_clock: dt.datetime, zone_name: str) -> dt.datetime:
@@ -136,7 +178,7 @@ def attach_zone(wall_clock: dt.datetime, zone_name: str) -> dt.datetime:
             f"{wall_clock:%Y-%m-%d %H:%M} happened twice in {zone_name} (the clocks went back). "
             "Write it in UTC so it is unambiguous."
         )
-    return aware
+    return check_showable(aware)
 
 
 def _markdown_attrs(rows: int = 8) -> dict[str, str]:
@@ -180,7 +222,7 @@ class IncidentBasicsForm(forms.ModelForm):
         label="Time zone",
         help_text="The zone the times below are written in, e.g. Europe/Berlin; the page shows them in it.",
     )
-    tags = TagField(
+    tags = TagsField(
         required=False,
         label="Tags",
         help_text="Comma-separated keywords, e.g. Configuration, Database, Dependency, Latent.",

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
+from taggit.models import Tag
 
+from postmortems.forms import TAG_MAX_LENGTH
 from postmortems.models import Activity, ActivityVerb, Incident, Status, TimelineEvent, TimelineEventKind
 from postmortems.search import update_search_vector
 
@@ -80,7 +82,8 @@ def parse_record(line: str) -> Record:
         body = (update.get("body") or "").strip()
         if at and body:
             timeline.append((at, update.get("status") or "", body))
-    tags = [str(t).strip()[:100] for t in data.get("tags") or [] if str(t).strip()]
+    # A tag needs a slug (a letter or digit) and fits TAG_MAX_LENGTH, as in the authoring form.
+    tags = [str(t).strip()[:TAG_MAX_LENGTH] for t in data.get("tags") or [] if Tag().slugify(str(t).strip())]
     return Record(
         title=title[:200],
         company=(data.get("company") or "")[:100],

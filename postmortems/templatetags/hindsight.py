@@ -1,11 +1,10 @@
 from datetime import timedelta
 
 from django import template
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from accounts.models import zone
+from accounts.models import in_zone, zone
 from postmortems.insights import format_seconds
 from postmortems.markdown import render_markdown
 
@@ -31,10 +30,10 @@ def zoned_time(context, value, zone_name):
     """A time in the zone it was written in, with the zone's name; the reader's own zone on hover."""
     if value is None:
         return "—"
-    local = timezone.localtime(value, zone(zone_name))
+    local = in_zone(value, zone(zone_name))
     user = context.get("user")
     reader_zone = zone(getattr(user, "time_zone", None))
-    theirs = timezone.localtime(value, reader_zone)
+    theirs = in_zone(value, reader_zone)
     return format_html(
         '<time datetime="{}" title="{} in your zone ({})">{} '
         '<span class="text-body-secondary">{}</span></time>',

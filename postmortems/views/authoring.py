@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, ValidationError
+from django.forms import BaseFormSet
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -154,13 +155,25 @@ class StepEditView(View):
 
 
 def _autosave_errors(forms, revision_form) -> JsonResponse:
-    """Why an autosave was refused, as messages the page can show next to its status."""
+    """Why an autosave was refused, as messages the page can show next to its status: a form's errors by
+    field, a formset's by row and field, and the formset's own (e.g. too many rows)."""
     errors = [f"{name}: {' '.join(messages_)}" for name, messages_ in revision_form.errors.items()]
     for form in forms:
-        for name, field_errors in form.errors.items():
-            label = form.fields[name].label if name in form.fields else ""
-            errors.append(f"{label or 'Form'}: {' '.join(field_errors)}")
+        if isinstance(form, BaseFormSet):
+            for number, row in enumerate(form.forms, start=1):
+                errors += _field_errors(row, prefix=f"Row {number}, ")
+            errors += [f"Rows: {message}" for message in form.non_form_errors()]
+        else:
+            errors += _field_errors(form)
     return JsonResponse({"errors": errors}, status=400)
+
+
+def _field_errors(form, *, prefix: str = "") -> list[str]:
+    errors = []
+    for name, field_errors in form.errors.items():
+        label = form.fields[name].label if name in form.fields else ""
+        errors.append(f"{prefix}{label or 'form'}: {' '.join(field_errors)}")
+    return errors
 
 
 def _last_editor(incident: Incident, step: str):
