@@ -99,6 +99,7 @@ class InsightsFilterForm(forms.Form):
         label="Tag",
         required=False,
         max_length=100,
+        allow_unicode=True,  # taggit's slugs keep accented and non-Latin letters
         error_messages={"invalid": "A tag is one word of letters, digits and dashes, e.g. dns."},
     )
     team = forms.ModelChoiceField(

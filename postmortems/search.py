@@ -37,29 +37,39 @@ RANK_CANDIDATES = 300
 # ts_headline marks matches with these; `highlight` escapes the text, then turns them into <mark>.
 MARK_START, MARK_STOP = "\x02", "\x03"
 
+# Each part of a postmortem contributes at most this many characters to its search vector. PostgreSQL
+# refuses a tsvector over 1 MB, and a long log paste of distinct tokens reaches that: measured, the worst
+# text (two- and three-letter words of many distinct letters) makes 4.6 bytes of vector per character,
+# so ten parts of 20,000 characters stay under 1 MB. The whole text is still stored and shown; words past
+# a part's first 20,000 characters are just not found by search.
+SEARCH_CHARS_PER_PART = 20_000
+
 _UPDATE_SQL = """
 UPDATE postmortems_incident AS i
 SET search_rank_vector = d.head, search_vector = d.head || d.body
 FROM (
   SELECT x.id,
-    setweight(to_tsvector(%(config)s, x.title), 'A')
-    || setweight(to_tsvector(%(config)s, coalesce((
+    setweight(to_tsvector(%(config)s, left(x.title, {limit})), 'A')
+    || setweight(to_tsvector(%(config)s, left(coalesce((
          SELECT string_agg(tg.name, ' ')
          FROM taggit_taggeditem ti
          JOIN taggit_tag tg ON tg.id = ti.tag_id
          JOIN django_content_type ct ON ct.id = ti.content_type_id
          WHERE ti.object_id = x.id AND ct.app_label = 'postmortems' AND ct.model = 'incident'
-       ), '')), 'A')
-    || setweight(to_tsvector(%(config)s, x.summary), 'B') AS head,
+       ), ''), {limit})), 'A')
+    || setweight(to_tsvector(%(config)s, left(x.summary, {limit})), 'B') AS head,
     setweight(to_tsvector(%(config)s, concat_ws(' ',
-         x.company, x.supporting_data, x.customer_impact, x.response_analysis, x.post_incident_analysis,
-         (SELECT string_agg(f.description, ' ')
-          FROM postmortems_contributingfactor f WHERE f.incident_id = x.id),
-         (SELECT string_agg(l.text, ' ') FROM postmortems_lesson l WHERE l.incident_id = x.id)
+         left(x.company, {limit}), left(x.supporting_data, {limit}), left(x.customer_impact, {limit}),
+         left(x.response_analysis, {limit}), left(x.post_incident_analysis, {limit}),
+         left((SELECT string_agg(f.description, ' ')
+          FROM postmortems_contributingfactor f WHERE f.incident_id = x.id), {limit}),
+         left((SELECT string_agg(l.text, ' ') FROM postmortems_lesson l WHERE l.incident_id = x.id), {limit})
        )), 'C')
     || setweight(to_tsvector(%(config)s, concat_ws(' ',
-         (SELECT string_agg(e.description, ' ') FROM postmortems_timelineevent e WHERE e.incident_id = x.id),
-         (SELECT string_agg(a.title, ' ') FROM postmortems_actionitem a WHERE a.incident_id = x.id)
+         left((SELECT string_agg(e.description, ' ')
+          FROM postmortems_timelineevent e WHERE e.incident_id = x.id), {limit}),
+         left((SELECT string_agg(a.title, ' ')
+          FROM postmortems_actionitem a WHERE a.incident_id = x.id), {limit})
        )), 'D') AS body
   FROM postmortems_incident x
   {where}
@@ -70,7 +80,8 @@ WHERE d.id = i.id
 
 def update_search_vectors_sql(where: str = "") -> str:
     """The UPDATE that recomputes stored search vectors (all rows, or those `where` selects on `x`)."""
-    return _UPDATE_SQL.format(where=where).replace("%(config)s", f"'{SEARCH_CONFIG}'")
+    sql = _UPDATE_SQL.format(where=where, limit=SEARCH_CHARS_PER_PART)
+    return sql.replace("%(config)s", f"'{SEARCH_CONFIG}'")
 
 
 def update_search_vector(incident_id: int) -> None:

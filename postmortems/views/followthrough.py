@@ -9,6 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from taggit.models import Tag
 
 from postmortems import followthrough, insights
 from postmortems.followthrough import Scope
@@ -105,6 +106,10 @@ def insights_view(request):
     defaults = InsightsFilterForm({})
     defaults.is_valid()
     chosen = defaults.cleaned_data | {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
+    if chosen["tag"] and not Tag.objects.filter(slug=chosen["tag"]).exists():
+        messages.warning(
+            request, f"No tag is called “{chosen['tag']}”, so nothing matches it: pick one from the list."
+        )
     start, end = chosen["date_from"], chosen["date_to"]
     if start > end:
         start, end = defaults.cleaned_data["date_from"], defaults.cleaned_data["date_to"]

@@ -5,8 +5,10 @@ import json
 
 import pytest
 from django.contrib import admin
+from django.db import connection
 from taggit.models import Tag
 
+from postmortems import search
 from postmortems.admin import IncidentAdmin
 from postmortems.forms import IncidentBasicsForm, TagsField
 from postmortems.importing import parse_record
@@ -131,3 +133,61 @@ def test_an_autosave_with_a_broken_management_form_says_so(client_for, user):
     response = client_for(user).post(f"/postmortems/{incident.pk}/edit/timeline/", data)
     assert response.status_code == 400
     assert any(message.startswith("Rows: ") for message in json.loads(response.content)["errors"])
+
+
+# 5. A NUL byte in a query string or in a tag's address (tests/config/test_hardening.py tests the others).
+
+
+def test_a_nul_byte_in_a_tag_page_address_is_a_400(client_for, user):
+    response = client_for(user).get("/tags/data%00loss/")
+    assert response.status_code == 400
+
+
+# 6. About 2 MB of distinct words in one section went past PostgreSQL's 1 MB limit on a search vector.
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="search vectors are PostgreSQL's")
+def test_a_section_of_two_megabytes_of_distinct_words_is_saved_stored_whole_and_searchable(client_for, user):
+    paste = "zebracorn " + " ".join(f"tok{i:x}q" for i in range(250_000))  # ~2.3 MB, all distinct
+    incident = IncidentFactory(owner=user, supporting_data=paste, summary="A log paste")
+    for section in ("response_analysis", "post_incident_analysis", "customer_impact"):
+        setattr(incident, section, paste)
+    incident.save()
+    TimelineEventFactory(incident=incident, description=paste)
+
+    search.update_search_vector(incident.pk)
+
+    incident.refresh_from_db()
+    assert incident.supporting_data == paste
+    assert list(Incident.objects.search("zebracorn").values_list("pk", flat=True)) == [incident.pk]
+    response = client_for(user).get(incident.get_absolute_url())
+    assert response.status_code == 200
+    assert "tok3d08fq" in response.content.decode()  # shown whole, far past the searchable part
+
+
+# 2. An unknown tag on /insights/ answers with the page and a message.
+
+
+@pytest.mark.parametrize("tag", ["no-such-tag", "_"])
+def test_insights_for_an_unknown_tag_answer_with_the_page_and_a_message(client_for, user, tag):
+    IncidentFactory(status=Status.PUBLISHED)
+    response = client_for(user).get("/insights/", {"tag": tag})
+    assert response.status_code == 200
+    assert f"No tag is called “{tag}”" in response.content.decode()
+
+
+@pytest.mark.parametrize("tag", ["🔥", "x" * 150, "a b"])
+def test_insights_for_a_tag_that_cannot_be_one_say_so_next_to_the_field(client_for, user, tag):
+    response = client_for(user).get("/insights/", {"tag": tag})
+    assert response.status_code == 200
+    assert "invalid-feedback" in response.content.decode()
+
+
+def test_insights_for_a_tag_in_another_script_are_found(client_for, user):
+    incident = IncidentFactory(status=Status.PUBLISHED)
+    incident.tags.add("データベース")
+    response = client_for(user).get("/insights/", {"tag": "データベース"})
+    assert response.status_code == 200
+    assert "invalid-feedback" not in response.content.decode()
+    assert "No tag is called" not in response.content.decode()
