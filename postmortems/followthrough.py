@@ -54,6 +54,17 @@ class FollowThroughError(Exception):
     """The change was refused; the message says what to do about it."""
 
 
+class ItemChanged(FollowThroughError):
+    """The item was saved after the version the person's form showed; `current` is the item now."""
+
+    def __init__(self, current: ActionItem):
+        super().__init__(
+            "Someone changed this action item after you opened it, so your change was not saved. "
+            "It is shown as it is now: make your change again if it still applies."
+        )
+        self.current = current
+
+
 class NotAllowed(FollowThroughError):
     """The user may not update this action item."""
 
@@ -66,9 +77,14 @@ def update_action_item(
     backlog_link: str,
     wont_do_reason: str = "",
     due_date: dt.date | None = None,
+    seen: dt.datetime | None = None,
 ) -> list[str]:
     """Change an item's status, backlog link and due date (None: as it is) and log it; returns what
-    changed (empty: nothing did)."""
+    changed (empty: nothing did).
+
+    `seen`: the item's `updated_at` when the person's form was rendered. If the item was saved since (by
+    someone else's update or an author's edit), nothing is written: ItemChanged carries it as it is now.
+    """
     wont_do_reason = wont_do_reason.strip()
     backlog_link = backlog_link.strip()
     if status not in ActionItemStatus.values:
@@ -85,6 +101,8 @@ def update_action_item(
             raise NotAllowed(
                 "Only the action item’s owner and the postmortem’s owner and co-authors can update it."
             )
+        if seen is not None and locked.updated_at != seen:
+            raise ItemChanged(locked)
         changes = []
         if status != locked.status:
             changes.append(
@@ -247,6 +265,7 @@ ROW_FIELDS = (
     "status",
     "wont_do_reason",
     "completed_at",
+    "updated_at",  # the version its update form carries (update_action_item's optimistic check)
     "incident__title",
     "incident__status",
     "incident__owner",

@@ -37,6 +37,13 @@ class ActionItemUpdateForm(forms.Form):
         },
     )
     next = forms.CharField(required=False, widget=forms.HiddenInput)
+    # The item's updated_at when the form was shown: a change made on an older view is refused.
+    seen = forms.CharField(
+        widget=forms.HiddenInput,
+        error_messages={"required": "This form is out of date: reload the page and make the change again."},
+    )
+    # Set by the view when the item changed since the form was shown (followthrough.ItemChanged).
+    conflict = ""
 
     @classmethod
     def for_item(cls, item, data=None, *, next_url: str = "") -> "ActionItemUpdateForm":
@@ -47,8 +54,16 @@ class ActionItemUpdateForm(forms.Form):
             "backlog_link": item.backlog_link,
             "due_date": item.due_date,
             "next": next_url,
+            "seen": item.updated_at.isoformat() if item.updated_at else "",
         }
         return cls(data, prefix=f"item-{item.pk}", initial=initial)
+
+    def clean_seen(self):
+        try:
+            seen = dt.datetime.fromisoformat(self.cleaned_data["seen"])
+        except ValueError:
+            raise forms.ValidationError("This form is out of date: reload the page.") from None
+        return seen if timezone.is_aware(seen) else None
 
     def clean(self):
         cleaned = super().clean()

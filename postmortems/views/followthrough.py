@@ -76,9 +76,17 @@ def action_item_update(request, pk: int):
                 backlog_link=data["backlog_link"],
                 wont_do_reason=data["wont_do_reason"],
                 due_date=data["due_date"],
+                seen=data["seen"],
             )
         except followthrough.NotAllowed as error:
             raise PermissionDenied(str(error)) from error
+        except followthrough.ItemChanged as changed:
+            # The item as it is now, in a fresh form; the person's values are not kept over someone else's.
+            item = changed.current
+            form = ActionItemUpdateForm.for_item(item, next_url=data["next"])
+            form.conflict = str(changed)
+            context = {"item": item, "form": form}
+            return TemplateResponse(request, "postmortems/action_item_form.html", context, status=409)
         except followthrough.FollowThroughError as error:
             form.add_error(None, str(error))
         else:

@@ -39,7 +39,15 @@ def update_url(item) -> str:
 
 
 def post_update(client, item, **data):
-    payload = {"status": item.status, "backlog_link": item.backlog_link, "wont_do_reason": "", "next": ""}
+    # The version the person saw: the item as it is in the database now, unless the test says otherwise.
+    seen = ActionItem.objects.get(pk=item.pk).updated_at.isoformat()
+    payload = {
+        "status": item.status,
+        "backlog_link": item.backlog_link,
+        "wont_do_reason": "",
+        "next": "",
+        "seen": seen,
+    }
     payload.update(data)
     return client.post(update_url(item), {f"item-{item.pk}-{k}": v for k, v in payload.items()})
 
@@ -239,10 +247,16 @@ def test_row_forms_post_with_the_sessions_csrf_token(me):
     page = client.get(URL).content.decode()
     row_form = re.search(rf'data-testid="action-item-form-{item.pk}".*?</form>', page, re.S)[0]
     token = re.search(r'name="csrfmiddlewaretoken" value="(\w+)"', row_form)[1]
+    seen = re.search(rf'name="item-{item.pk}-seen" value="([^"]+)"', row_form)[1]
 
     response = client.post(
         update_url(item),
-        {f"item-{item.pk}-status": "done", f"item-{item.pk}-next": URL, "csrfmiddlewaretoken": token},
+        {
+            f"item-{item.pk}-status": "done",
+            f"item-{item.pk}-next": URL,
+            f"item-{item.pk}-seen": seen,
+            "csrfmiddlewaretoken": token,
+        },
     )
 
     assert response.status_code == 302
@@ -368,6 +382,7 @@ def test_row_form_is_the_update_form_as_it_renders_itself(rf, me):
             "backlog_link": item.backlog_link,
             "due_date": item.due_date,
             "next": f"{request.get_full_path()}#item-{item.pk}",
+            "seen": item.updated_at.isoformat(),
         },
     )
     context = {"item": item, "form": real}
@@ -741,3 +756,53 @@ def test_related_open_items_show_five_and_fold_the_rest(client_for, me):
     assert "Related item 4" not in folded
     assert "Related item 5" in folded
     assert "Related item 6" in folded
+
+
+# --- an update made on an older view of the item is refused, with the item as it is now ----------------
+
+
+def test_a_change_made_on_an_older_view_is_refused_with_the_current_values(client_for, me):
+    colleague = UserFactory()
+    item = ActionItemFactory(owner=me, incident=IncidentFactory(status=Status.PUBLISHED, owner=colleague))
+    seen = ActionItem.objects.get(pk=item.pk).updated_at.isoformat()
+    link = "https://tracker.example.com/OPS-7"
+    assert (
+        post_update(client_for(colleague), item, status="in_progress", backlog_link=link).status_code == 302
+    )
+
+    response = post_update(client_for(me), item, status="done", seen=seen)
+
+    assert response.status_code == 409
+    item.refresh_from_db()
+    assert item.status == ActionItemStatus.IN_PROGRESS  # the colleague's change stands
+    assert item.backlog_link == link
+    page = response.content.decode()
+    assert "Someone changed this action item after you opened it" in page
+    assert f'value="{link}"' in page
+    assert re.search(r'<option value="in_progress" selected>', page)
+    fresh = re.search(rf'name="item-{item.pk}-seen" value="([^"]+)"', page)[1]
+    assert fresh == item.updated_at.isoformat()
+    assert post_update(client_for(me), item, status="done", seen=fresh).status_code == 302
+    item.refresh_from_db()
+    assert item.status == ActionItemStatus.DONE
+
+
+def test_an_authors_edit_of_the_item_also_makes_an_older_view_stale(client_for, me):
+    item = ActionItemFactory(owner=me)
+    seen = ActionItem.objects.get(pk=item.pk).updated_at.isoformat()
+    ActionItem.objects.get(pk=item.pk).save()  # e.g. the actions step saved by an author
+    response = post_update(client_for(me), item, status="done", seen=seen)
+    assert response.status_code == 409
+    item.refresh_from_db()
+    assert item.status == ActionItemStatus.OPEN
+    assert not Activity.objects.filter(verb=ActivityVerb.ACTION_ITEM_UPDATED).exists()
+
+
+@pytest.mark.parametrize("seen", ["", "yesterday"])
+def test_a_post_without_a_readable_version_is_refused(client_for, me, seen):
+    item = ActionItemFactory(owner=me)
+    response = post_update(client_for(me), item, status="done", seen=seen)
+    assert response.status_code == 400
+    assert "reload the page" in response.content.decode()
+    item.refresh_from_db()
+    assert item.status == ActionItemStatus.OPEN
