@@ -257,6 +257,7 @@ def test_people_keep_working_while_redis_is_down_and_every_email_arrives_once_af
             f"{prefix}-backlog_link": item.backlog_link,
             f"{prefix}-wont_do_reason": "",
             f"{prefix}-next": "",
+            f"{prefix}-seen": ActionItem.objects.get(pk=item.pk).updated_at.isoformat(),
         },
     )
     assert response.status_code == 302
