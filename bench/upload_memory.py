@@ -1,8 +1,8 @@
 """Peak memory of a process that accepts one worst-case image upload (README, "Security").
 
 Each case runs in a fresh interpreter with Django set up, as a web worker is: its resident set is read
-before the image is handled and its peak after (ru_maxrss). The images are the largest accepted: 25
-megapixels (UPLOAD_MAX_PIXELS) in each format and pixel mode, under 5 MB on the wire.
+before the image is handled and its peak after (VmHWM). The images are the largest accepted: as many
+pixels as uploads.max_pixels allows their format, in each pixel mode, under 5 MB on the wire.
 
     .venv/bin/python bench/upload_memory.py
 """
@@ -16,25 +16,44 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SIDE = 5000  # 5000 × 5000 = 25 megapixels, the most accepted
 
 CASES = {
     "PNG RGBA": ("PNG", "RGBA", {}),
     "PNG 16-bit grey": ("PNG", "I;16", {}),
     "PNG palette + transparency": ("PNG", "P", {"transparency": 0}),
-    "WebP lossless RGBA": ("WEBP", "RGBA", {"lossless": True}),
+    "WebP lossless, opaque": ("WEBP", "RGBA", {"lossless": True}),
+    "WebP lossless, with alpha": ("WEBP", "RGBA+alpha", {"lossless": True}),
+    "PNG RGBA, EXIF rotated": ("PNG", "RGBA+alpha", {"exif_orientation": 6}),
     "JPEG RGB, EXIF rotated": ("JPEG", "RGB", {"exif_orientation": 6}),
+    "JPEG CMYK, EXIF rotated": ("JPEG", "CMYK", {"exif_orientation": 6}),
 }
+
+
+def side(fmt: str) -> int:
+    """The side of the largest square image of `fmt` an upload may be (uploads.max_pixels)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DEBUG", "1")
+    import django
+
+    django.setup()
+    from postmortems.uploads import max_pixels
+
+    return int(max_pixels(fmt) ** 0.5)
 
 
 def make(fmt: str, mode: str, options: dict) -> bytes:
     from PIL import Image
+
+    SIDE = side(fmt)
 
     options = dict(options)
     orientation = options.pop("exif_orientation", None)
     if mode == "I;16":
         image = Image.linear_gradient("L").resize((SIDE, SIDE)).convert("I").point(lambda v: v * 200)
         image = image.convert("I;16")
+    elif mode == "RGBA+alpha":
+        grey = Image.linear_gradient("L").resize((SIDE, SIDE))
+        image = Image.merge("RGBA", (grey, grey, grey, grey.rotate(90)))
     else:
         image = Image.linear_gradient("L").resize((SIDE, SIDE)).convert(mode if mode != "P" else "L")
         if mode == "P":
@@ -76,7 +95,8 @@ def child(case: str, path: str) -> None:
     cpu = time.process_time() - started
     peak = high_water_mb()
     print(
-        f"| {case} | {len(data) / 1024 / 1024:.2f} MB | {before:.0f} MB | {peak:.0f} MB | "
+        f"| {case} | {image.width}×{image.height} ({image.width * image.height / 1e6:.1f} MP) | "
+        f"{len(data) / 1024 / 1024:.2f} MB | {before:.0f} MB | {peak:.0f} MB | "
         f"+{peak - before:.0f} MB | {cpu:.1f} s | {len(encoded) / 1024 / 1024:.2f} MB {extension} |"
     )
 
@@ -88,8 +108,8 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--make":
         Path(sys.argv[3]).write_bytes(make(*CASES[sys.argv[2]]))
         return
-    print("| image (25 MP) | upload | process before | peak | added | CPU | stored |")
-    print("|---|---|---|---|---|---|---|")
+    print("| image | pixels | upload | process before | peak | added | CPU | stored |")
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for case in CASES:
             path = Path(folder) / "image"

@@ -354,6 +354,8 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 1
 # Images per person per hour; the pixels an image may have (its header is read before any decoding).
 UPLOADS_PER_HOUR = env.int("UPLOADS_PER_HOUR", default=30)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=25_000_000)
+# What decoding one image may cost a worker: WebP decodes dearly, so it gets fewer pixels (uploads.py).
+UPLOAD_MEMORY_MB = env.int("UPLOAD_MEMORY_MB", default=300)
 
 # The review workflow and follow-through (DESIGN.md sections 5 and 8).
 POSTMORTEM_MIN_REVIEWERS = env.int("POSTMORTEM_MIN_REVIEWERS", default=1)

@@ -4,9 +4,9 @@ and recorded as an Upload of that postmortem (served only to people who may see 
 Only PNG, JPEG and WebP are kept, at most UPLOAD_MAX_BYTES (the request itself is refused before it is read
 when it declares more: config/middleware.py) and UPLOAD_MAX_PIXELS. The size in pixels is read from the
 file's header before anything is decoded, so a small file that would decode into gigabytes is refused
-first; what passes decodes into at most UPLOAD_MAX_PIXELS × 4 bytes. The pixels are then written again
-without any metadata (EXIF, XMP, ICC profiles, comments, text chunks), named by the type Pillow detected,
-never by what the browser claimed.
+first; what passes costs a worker at most UPLOAD_MEMORY_MB to decode and write again (`max_pixels`).
+The pixels are then written again without any metadata (EXIF, XMP, ICC profiles, comments, text
+chunks), named by the type Pillow detected, never by what the browser claimed.
 """
 
 from __future__ import annotations
@@ -34,6 +34,19 @@ FORMATS = {
     # Many phone cameras write JPEGs with extra pictures (Pillow says MPO); the first one is kept.
     "MPO": ("jpg", "JPEG", {"quality": 90}),
 }
+# What decoding and re-encoding an image costs a worker per pixel, at most, as bench/upload_memory.py
+# measured (Pillow 12): a PNG or JPEG needs its pixels about twice over (turned upright, converted), a
+# WebP with transparency 33 bytes a pixel (libwebp's decoder and encoder each keep copies). An image may
+# have as many pixels as UPLOAD_MEMORY_MB allows its format, and never more than UPLOAD_MAX_PIXELS.
+BYTES_PER_PIXEL = {"PNG": 8, "JPEG": 12, "MPO": 12, "WEBP": 34}
+
+
+def max_pixels(fmt: str) -> int:
+    """The most pixels an upload of format `fmt` may have."""
+    budget = settings.UPLOAD_MEMORY_MB * 1024 * 1024 // BYTES_PER_PIXEL[fmt]
+    return min(settings.UPLOAD_MAX_PIXELS, budget)
+
+
 # The only decoders Pillow may try on an upload (its JPEG decoder also reads MPO).
 DECODERS = ["PNG", "JPEG", "WEBP"]
 REFUSED = "Upload a PNG, JPEG or WebP image."
@@ -89,15 +102,17 @@ def store_image(upload, *, incident: Incident, by) -> Upload:
 
 def decode(data: bytes) -> Image.Image:
     """The image in `data`, fully decoded, after its header said it is small enough to decode."""
-    max_pixels = settings.UPLOAD_MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             probe = Image.open(io.BytesIO(data), formats=DECODERS)  # reads the header only
-            if probe.width * probe.height > max_pixels:
+            limit = max_pixels(probe.format)
+            if probe.width * probe.height > limit:
+                named = {"WEBP": "WebP", "MPO": "JPEG"}.get(probe.format, probe.format)
+                kind = "" if limit == settings.UPLOAD_MAX_PIXELS else f" for a {named} image"
                 raise ValidationError(
-                    f"The image is {probe.width}×{probe.height} pixels; the limit is "
-                    f"{max_pixels / 1_000_000:g} megapixels. Resize it and upload it again."
+                    f"The image is {probe.width}×{probe.height} pixels; the limit{kind} is "
+                    f"{limit / 1_000_000:.3g} megapixels. Resize it and upload it again."
                 )
             probe.verify()
             # verify() leaves the image unusable; decode every pixel from a fresh handle to catch truncation.

@@ -149,13 +149,22 @@ def test_a_huge_image_in_a_small_file_is_refused_from_its_header_before_decoding
     response = upload(client_for(user), draft, "bomb.webp", bomb, "image/webp")
     assert time.perf_counter() - started < 1
     assert response.status_code == 400
-    assert "6300×6300 pixels; the limit is 25 megapixels" in json.loads(response.content)["error"]
+    assert (
+        "6300×6300 pixels; the limit for a WebP image is 9.25 megapixels"
+        in json.loads(response.content)["error"]
+    )
     assert decoded == []
 
 
 def test_an_image_of_25_megapixels_is_accepted(client_for, user, draft):
     response = upload(client_for(user), draft, "wide.png", image_bytes("PNG", size=(5000, 5000), mode="L"))
     assert response.status_code == 200, response.content
+
+
+def test_a_png_over_25_megapixels_is_refused(client_for, user, draft):
+    response = upload(client_for(user), draft, "wide.png", image_bytes("PNG", size=(5001, 5000), mode="L"))
+    assert response.status_code == 400
+    assert "5001×5000 pixels; the limit is 25 megapixels" in json.loads(response.content)["error"]
 
 
 def test_every_metadata_segment_is_stripped(client_for, user, draft):
