@@ -53,6 +53,14 @@ class RequestLimitsMiddleware:
         return self.get_response(request)
 
 
+def _signed_in(request) -> bool:
+    """Whether the response was made for a signed-in person: the request read its session (every page
+    but the few open to all does, to check who asks) and found someone. A response that never read the
+    session (/healthz, static files) costs no session lookup here either."""
+    session = getattr(request, "session", None)
+    return session is not None and session.accessed and request.user.is_authenticated
+
+
 class SecurityHeadersMiddleware:
     """A Permissions-Policy on every response; pages for a signed-in person are kept by no cache, shared
     or the browser's (`Cache-Control: private, no-store`), unless the view said how to cache them."""
@@ -63,8 +71,7 @@ class SecurityHeadersMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and "private" not in response.get("Cache-Control", ""):
+        if _signed_in(request) and "private" not in response.get("Cache-Control", ""):
             patch_cache_control(response, private=True, no_store=True)
         return response
 
@@ -90,8 +97,10 @@ class SessionIdleMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.user.is_authenticated:
+        response = self.get_response(request)
+        # After the view, before SessionMiddleware saves: a sign-out has flushed the session by then.
+        if _signed_in(request):
             now = int(time.time())
             if now - request.session.get(REFRESHED_AT, 0) >= _refresh_interval():
                 request.session[REFRESHED_AT] = now  # modified: saved with a fresh expiry
-        return self.get_response(request)
+        return response

@@ -132,3 +132,11 @@ def test_pages_read_within_a_few_minutes_do_not_write_the_session(client, user, 
     factories.UserFactory()
     with django_assert_num_queries(2):  # the session and the user: no UPDATE of the session
         client.get("/accounts/profile/")
+
+
+@pytest.mark.django_db
+def test_the_headers_cost_no_query_where_the_page_reads_no_session(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert "Permissions-Policy" in response
