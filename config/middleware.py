@@ -3,6 +3,7 @@
 import time
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.http import HttpResponse
 from django.utils.cache import patch_cache_control
 
@@ -98,8 +99,9 @@ class SessionIdleMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        # After the view, before SessionMiddleware saves: a sign-out has flushed the session by then.
-        if _signed_in(request):
+        # After the view, before SessionMiddleware saves: a sign-out has flushed the session by then. Only
+        # a session someone signed in to: a request signed by an API token has none to keep alive.
+        if _signed_in(request) and SESSION_KEY in request.session:
             now = int(time.time())
             if now - request.session.get(REFRESHED_AT, 0) >= _refresh_interval():
                 request.session[REFRESHED_AT] = now  # modified: saved with a fresh expiry

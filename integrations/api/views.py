@@ -536,6 +536,9 @@ class ActionItemDetailView(APIView):
             "wont_do_reason": item.wont_do_reason,
             "backlog_link": item.backlog_link,
             "due_date": item.due_date or "",
+            # A PATCH names the fields it changes, from the item as read here: a change made by someone
+            # else before this request writes is refused (409), as on the item's page.
+            "seen": item.updated_at.isoformat(),
         }
         form = ActionItemUpdateForm(
             writing._merge(current, body, ["status", "wont_do_reason", "backlog_link", "due_date"])
@@ -550,6 +553,7 @@ class ActionItemDetailView(APIView):
                 backlog_link=form.cleaned_data["backlog_link"],
                 wont_do_reason=form.cleaned_data["wont_do_reason"],
                 due_date=form.cleaned_data["due_date"],
+                seen=form.cleaned_data["seen"],
             )
         item.refresh_from_db()
         return Response(ActionItemSerializer(item).data)

@@ -128,10 +128,10 @@ def test_an_idle_session_is_signed_out(client, user, clock):
 @pytest.mark.django_db
 def test_pages_read_within_a_few_minutes_do_not_write_the_session(client, user, django_assert_num_queries):
     client.force_login(user)
-    client.get("/accounts/profile/")
+    client.get("/accounts/password/")
     factories.UserFactory()
     with django_assert_num_queries(2):  # the session and the user: no UPDATE of the session
-        client.get("/accounts/profile/")
+        client.get("/accounts/password/")
 
 
 @pytest.mark.django_db
