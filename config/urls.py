@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from mozilla_django_oidc import views as oidc_views
 
 from accounts.views import admin_password_change
@@ -32,7 +32,7 @@ urlpatterns = [
     ),
     path(
         "api/docs/",
-        login_required(SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[])),
+        login_required(SpectacularSwaggerSplitView.as_view(url_name="schema", authentication_classes=[])),
         name="api_docs",
     ),
     # Single sign-on (OpenID Connect): before signing in, so not behind LoginRequiredMiddleware.

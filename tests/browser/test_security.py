@@ -63,7 +63,16 @@ def test_the_admin_keeps_to_the_policy(transactional_db, live_server, new_page):
         f"/admin/postmortems/incident/{incident.pk}/change/",
         "/admin/accounts/securityevent/",
         "/accounts/profile/",
+        "/settings/integrations/",
         f"/postmortems/{incident.pk}/",
     ]:
         page.goto(f"{live_server.url}{path}")
         expect(page.locator("body")).to_be_visible()
+
+
+def test_the_api_docs_keep_to_the_policy(transactional_db, live_server, new_page, sign_in):
+    UserFactory(username="dana", password="hindsight-demo")
+    page = new_page()
+    sign_in(page, "dana", "hindsight-demo")
+    page.goto(f"{live_server.url}/api/docs/")
+    expect(page.get_by_text("/api/v1/postmortems/").first).to_be_visible()
