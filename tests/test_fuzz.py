@@ -12,6 +12,7 @@ minute on a CI machine); the examples are derandomised, so a run is repeatable.
 """
 
 import html
+import json
 import os
 import re
 
@@ -20,6 +21,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from integrations.models import ApiToken, TokenAccess, WebhookDelivery, WebhookEndpoint
 from postmortems.models import Status, Upload
 from tests.factories import ActionItemFactory, IncidentFactory, UserFactory, full_incident
 
@@ -68,9 +70,41 @@ PAGES = {
     "postmortems:insights": lambda w: "/insights/",
     "postmortems:tags": lambda w: "/tags/",
     "postmortems:tag": lambda w: "/tags/dns/",
+    "api:me": lambda w: "/api/v1/me/",
+    "api:incidents": lambda w: "/api/v1/postmortems/",
+    "api:incident": lambda w: f"/api/v1/postmortems/{w.draft.pk}/",
+    "api:step": lambda w: f"/api/v1/postmortems/{w.draft.pk}/steps/{w.step}/",
+    "api:request_review": lambda w: f"/api/v1/postmortems/{w.draft.pk}/request-review/",
+    "api:withdraw": lambda w: f"/api/v1/postmortems/{w.in_review.pk}/withdraw/",
+    "api:approve": lambda w: f"/api/v1/postmortems/{w.in_review.pk}/approve/",
+    "api:request_changes": lambda w: f"/api/v1/postmortems/{w.in_review.pk}/request-changes/",
+    "api:publish": lambda w: f"/api/v1/postmortems/{w.in_review.pk}/publish/",
+    "api:reopen": lambda w: f"/api/v1/postmortems/{w.published.pk}/reopen/",
+    "api:rows": lambda w: f"/api/v1/postmortems/{w.draft.pk}/{w.rows}/",
+    "api:row": lambda w: f"/api/v1/postmortems/{w.in_review.pk}/{w.rows}/{w.row}/",
+    "api:action_items": lambda w: "/api/v1/action-items/",
+    "api:action_item": lambda w: f"/api/v1/action-items/{w.item.pk}/",
+    "schema": lambda w: "/api/schema/",
+    "api_docs": lambda w: "/api/docs/",
+    "oidc_authentication_init": lambda w: "/oidc/authenticate/",
+    "oidc_authentication_callback": lambda w: "/oidc/callback/",
+    "integrations:settings": lambda w: "/settings/integrations/",
+    "integrations:endpoint": lambda w: f"/settings/integrations/endpoints/{w.endpoint.pk}/",
+    "integrations:endpoint_test": lambda w: f"/settings/integrations/endpoints/{w.endpoint.pk}/test/",
+    "integrations:endpoint_delete": lambda w: f"/settings/integrations/endpoints/{w.endpoint.pk}/delete/",
+    "integrations:redeliver": lambda w: f"/settings/integrations/deliveries/{w.delivery.pk}/redeliver/",
+    "integrations:token_create": lambda w: "/accounts/profile/tokens/",
+    "integrations:token_revoke": lambda w: f"/accounts/profile/tokens/{w.token.pk}/revoke/",
 }
+ROWS = ["timeline", "factors", "lessons", "action-items", "action_items", "nope"]
 # Pages whose forms post elsewhere (the review actions are buttons of the postmortem's page).
-FORM_SOURCES = ["/postmortems/{in_review.pk}/", "/postmortems/{published.pk}/", "/action-items/?scope=all"]
+FORM_SOURCES = [
+    "/postmortems/{in_review.pk}/",
+    "/postmortems/{published.pk}/",
+    "/action-items/?scope=all",
+    "/accounts/profile/",
+    "/settings/integrations/",
+]
 # Query parameters the pages read (the list's search, the filters, pagination, the step's rows).
 QUERY_NAMES = ["q", "tag", "severity", "from", "to", "owner", "team", "open", "page", "scope", "status"]
 QUERY_NAMES += ["priority", "overdue", "date_from", "date_to", "add", "why", "next", "drafts", "sort"]
@@ -134,6 +168,18 @@ def values_for(field: str):
     return st.lists(junk, min_size=1, max_size=2)
 
 
+# The fields the API's bodies have (its serializers and the steps' forms).
+API_FIELDS = ["title", "incident_date", "severity", "time_zone", "started_at", "summary", "tags", "owner"]
+API_FIELDS += ["committee", "impacted_customers", "occurred_at", "zone", "kind", "description", "link"]
+API_FIELDS += ["parent", "category", "text", "action_items", "priority", "due_date", "status", "revision"]
+API_FIELDS += ["comment", "reason", "wont_do_reason", "backlog_link", "visibility", "teams", "page_size"]
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), junk),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(junk, inner, max_size=3)),
+    max_leaves=6,
+)
+
+
 # Names of its own: a formset's management form and rows, and anything at all.
 extra_names = st.one_of(
     st.sampled_from(["timeline-TOTAL_FORMS", "factors-0-parent", "actions-0-owner", "item-1-status"]),
@@ -158,7 +204,19 @@ class World:
             incident=self.draft, uploaded_by=self.owner, name="uploads/2026/01/" + "a" * 32 + ".png",
             width=1, height=1, size=1,
         )  # fmt: skip
-        self.step = "timeline"
+        self.step, self.rows, self.row = "timeline", "timeline", self.in_review.timeline_events.first().pk
+        # A closed port: a test delivery or a redelivery fails at once, without leaving this machine.
+        self.endpoint = WebhookEndpoint.objects.create(
+            name="Fuzz", url="http://127.0.0.1:9/hook", events=["postmortem.published"], created_by=self.staff
+        )
+        self.delivery = WebhookDelivery.objects.create(
+            endpoint=self.endpoint, event="postmortem.published", message_id="msg_fuzz", payload={}
+        )
+        self.tokens = {
+            role: ApiToken.issue(user=self.person(role), name="fuzz", access=TokenAccess.WRITE)
+            for role in ("owner", "reviewer", "stranger", "staff")
+        }
+        self.token = self.tokens["owner"][0]
 
     def person(self, role: str):
         return getattr(self, role)
@@ -249,6 +307,8 @@ ROLES = ["owner", "owner", "owner", "owner", "reviewer", "stranger", "staff"]
 @pytest.mark.parametrize("method", ["get", "post"])
 @pytest.mark.parametrize("name", sorted(PAGES))
 def test_no_input_makes_a_page_answer_5xx(client, world, name, method):
+    forms_seen: dict[tuple[str, str], dict[str, str]] = {}
+
     @settings(
         max_examples=EXAMPLES * (WEIGHTS.get(name, 1) if method == "post" else 1),
         deadline=None,
@@ -259,8 +319,12 @@ def test_no_input_makes_a_page_answer_5xx(client, world, name, method):
     @given(data=st.data())
     def request_junk(data):
         world.step = data.draw(st.sampled_from(STEPS), label="step")
-        client.force_login(world.person(data.draw(st.sampled_from(ROLES), label="role")))
+        world.rows = data.draw(st.sampled_from(ROWS), label="rows")
+        role = data.draw(st.sampled_from(ROLES), label="role")
+        client.force_login(world.person(role))
         url = PAGES[name](world)
+        if name.startswith("api:"):
+            return request_api_junk(data, world, url, method, role)
         extra = data.draw(extra_names, label="extra name")
         if method == "get":
             shown, names = {}, [*QUERY_NAMES, extra]
@@ -268,7 +332,9 @@ def test_no_input_makes_a_page_answer_5xx(client, world, name, method):
             # Junk in some fields of the form as it is shown (so that it reaches past the first check), or
             # in fields alone.
             as_shown = data.draw(st.sampled_from([True, True, False]), label="as shown")
-            shown = form_values(client, world, url) if as_shown else {}
+            if as_shown and (url, role) not in forms_seen:  # read once per address and person
+                forms_seen[url, role] = form_values(client, world, url)
+            shown = dict(forms_seen[url, role]) if as_shown else {}
             names = [*shown, extra, "text", "comment", "reason", "q"]
             for control in CONTROL_NAMES:  # each on its own: autosave, the button pressed, the revision
                 if data.draw(st.sampled_from([True, False]), label=f"with {control}"):
@@ -279,5 +345,24 @@ def test_no_input_makes_a_page_answer_5xx(client, world, name, method):
         response = getattr(client, method)(url, params)
 
         assert response.status_code < 500, (method, url, params, response.status_code)
+
+    def request_api_junk(data, world, url, method, role):
+        """The API as a token of `role` sends it: JSON bodies (or junk that is not JSON), any verb."""
+        headers = {"Authorization": f"Bearer {world.tokens[role][1]}"}
+        if data.draw(st.booleans(), label="with If-Match"):
+            headers["If-Match"] = data.draw(st.one_of(st.sampled_from(['"1"', '"2"', 'W/"1"', "*"]), junk))
+        names = [*QUERY_NAMES, *API_FIELDS, data.draw(extra_names, label="extra name")]
+        chosen = data.draw(st.lists(st.sampled_from(names), unique=True, max_size=8), label="fields")
+        body = {field: data.draw(json_values, label=field) for field in chosen}
+        if method == "get":
+            query = {
+                field: value if isinstance(value, str) else json.dumps(value) for field, value in body.items()
+            }
+            response = client.get(url, query, headers=headers)
+        else:
+            verb = data.draw(st.sampled_from(["POST", "PATCH", "PUT", "DELETE"]), label="verb")
+            raw = json.dumps(body) if data.draw(st.sampled_from([True, True, False])) else "{not json"
+            response = client.generic(verb, url, raw, content_type="application/json", headers=headers)
+        assert response.status_code < 500, (method, url, body, response.status_code)
 
     request_junk()
