@@ -151,7 +151,8 @@ incident = Incident.objects.published().filter(visibility="normal").order_by("-i
 # Three words of one summary, as a person remembers them: one common, two less so.
 common = {w for w, n in words[:50]}
 three = []
-summaries = Incident.objects.published().filter(summary__icontains=words[0][0]).values_list("summary", flat=True)
+summaries = Incident.objects.published().filter(summary__icontains=words[0][0]).values_list("summary",
+                                                                                          flat=True)
 for summary in summaries[:200]:
     with connection.cursor() as c:
         c.execute("SELECT lexeme FROM unnest(to_tsvector('english', %s))", [summary])
