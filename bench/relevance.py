@@ -176,6 +176,7 @@ def main() -> None:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
+    from django.db import connection
 
     from accounts.models import User
     from postmortems import search
@@ -216,6 +217,9 @@ def main() -> None:
     targets = [same_summary[" ".join(by_url[u].summary.split()).lower()] for _kind, _query, u in queries]
 
     reader = User.objects.create_user("relevance-reader", password=None)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE postmortems_incident")  # as autovacuum does after a bulk import
 
     def first_ten(query: str) -> list[int]:
         """The first page's ids, as IncidentListView finds them (widened when nothing has every word)."""
@@ -266,7 +270,11 @@ def main() -> None:
             if not (hindsight[i][:1] and hindsight[i][0] in targets[i]):
                 b = [k for k, d in enumerate(baseline[i]) if d in targets[i]]
                 h = [k for k, d in enumerate(hindsight[i]) if d in targets[i]]
-                print(f"MISS {q[0]:12} {q[1]!r:50} ours={h} n={len(hindsight[i])} bm25={b}")
+                top = Incident.objects.filter(pk__in=hindsight[i][:1]).values_list("title", flat=True)
+                print(
+                    f"MISS {q[0]:12} {q[1]!r:40} ours={h} n={len(hindsight[i])} bm25={b} "
+                    f"want={by_url[q[2]].title[:40]!r} got={list(top)[:1]}"
+                )
     if args.show:
         for kind in kinds:
             for i in [i for i, q in enumerate(queries) if q[0] == kind][: args.show]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.db import connection
 from django.db.models import Case, F, FloatField, QuerySet, Value, When
-from django.db.models.expressions import RawSQL
+from django.db.models.expressions import Combinable, RawSQL
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -49,7 +49,7 @@ PHRASE_BONUS = 2.0
 STOP_WORD_BONUS = 2.0
 # PostgreSQL ranks the matches of a query by relevance; past this many, it first keeps this many
 # chosen by where the words are (title and tags first, then the summary, then anywhere).
-RANK_CANDIDATES = 2000
+RANK_CANDIDATES = 1001
 
 FTS_TABLE = "postmortems_incident_fts"
 # FTS5 columns, in the order bm25() takes their weights.
@@ -387,9 +387,7 @@ def _postgres_search(queryset: QuerySet, parsed: ParsedQuery, *, any_word: bool 
     in_head = queryset.filter(search_rank_vector=query).order_by().values("pk")[:RANK_CANDIDATES]
     anywhere = queryset.filter(search_vector=query).order_by().values("pk")[:RANK_CANDIDATES]
     matches = queryset.filter(pk__in=in_head.union(anywhere))
-    rank = SearchRank(
-        F("search_rank_vector"), query, weights=list(WEIGHTS), normalization=Value(RANK_NORMALIZATION)
-    )
+    rank = _relevance(parsed, query, any_word=any_word)
     if parsed.phrase:
         phrase = SearchQuery(" ".join(parsed.phrase), config=SEARCH_CONFIG, search_type="phrase")
         rank = rank * Case(
@@ -404,6 +402,35 @@ def _postgres_search(queryset: QuerySet, parsed: ParsedQuery, *, any_word: bool 
             output_field=FloatField(),
         )
     return matches.annotate(rank=rank).order_by("-rank", "-incident_date", "-id")
+
+
+# A word's rarity, BM25's inverse document frequency, from the share of incidents that have it as
+# PostgreSQL's statistics of `search_vector` keep it (its 10,000 most common words, refreshed by ANALYZE);
+# a word not among them is rare, and counts as in RARE_SHARE of the incidents.
+RARE_SHARE = 0.001
+_IDF_SQL = f"""
+ln(1 + 1 / greatest({RARE_SHARE}, coalesce((
+  SELECT max(m.share)
+  FROM pg_stats AS s, unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS m(word, share)
+  WHERE s.schemaname = current_schema() AND s.tablename = 'postmortems_incident'
+    AND s.attname = 'search_vector' AND m.word = ANY(tsvector_to_array(to_tsvector('{SEARCH_CONFIG}', %s)))
+), 0)))
+"""
+
+
+def _relevance(parsed: ParsedQuery, query: SearchQuery, *, any_word: bool) -> Combinable:
+    """The sum, over the query's words (or phrases, or `or` groups), of its ts_rank (weights, length
+    normalisation) times its rarity: BM25's shape, from what the vector and the statistics hold."""
+    rank = None
+    for group in parsed.groups:
+        part = SearchRank(
+            F("search_rank_vector"),
+            _any_of(group),
+            weights=list(WEIGHTS),
+            normalization=Value(RANK_NORMALIZATION),
+        ) * RawSQL(_IDF_SQL, [" ".join(term.text for term in group)], output_field=FloatField())
+        rank = part if rank is None else rank + part
+    return rank
 
 
 def _fts_phrase(words: Iterable[str]) -> str:
