@@ -72,9 +72,12 @@ STOP_WORDS = frozenset(_ENGLISH_STOP.split())
 
 # --- keeping the index current --------------------------------------------------------------------
 
-# Tokens PostgreSQL's parser keeps whole (URLs, hosts, e-mail addresses, paths, dotted names): each is
-# indexed again as its parts, after the text, so that "blog" finds github.com/blog/1111.
-_PART_TOKEN = r"([^[:space:]]*[[:alnum:]][/@.:][^[:space:]]*[[:alnum:]]|/[^[:space:]]*[[:alnum:]])"
+# Tokens PostgreSQL's parser keeps whole (URLs, hosts, e-mail addresses, paths, dotted names) or splits
+# its own way ("HTTP-500" into "http" and "-500"): each is indexed again as its parts, after the text, so
+# that "blog" finds github.com/blog/1111 and "http 500" finds HTTP-500.
+_PART_TOKEN = (
+    r"([^[:space:]]*[[:alnum:]](?:[/@.:]|-[[:digit:]])[^[:space:]]*[[:alnum:]]|/[^[:space:]]*[[:alnum:]])"
+)
 
 
 def _with_parts(sql: str) -> str:

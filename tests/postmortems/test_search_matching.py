@@ -41,13 +41,17 @@ def found(client, q: str) -> list[str]:
         "api.internal.example.net",
         "connection-pool",
         "pool",
+        "http 500",
+        "HTTP-500",
+        "therac-25",
     ],
 )
 def test_words_inside_urls_addresses_hosts_and_paths_are_found_by_parts_and_whole(client_for, q):
     indexed(
         title="Deploy broke the blog",
         summary="See https://github.com/blog/1111-new-runners and /var/log/syslog; mail "
-        "oncall@example.com; api.internal.example.net timed out; the connection-pool ran dry.",
+        "oncall@example.com; api.internal.example.net timed out; the connection-pool ran dry; HTTP-500 "
+        "errors, as on the Therac-25.",
     )
     indexed(title="Unrelated", summary="Nothing to see.")
     assert found(client_for(UserFactory()), q) == ["Deploy broke the blog"]
