@@ -10,8 +10,9 @@ PostgreSQL: a stored, weighted `tsvector` (`Incident.search_vector`, GIN-indexed
 the summary B, the other sections, contributing factors and lessons C, the timeline and action items D.
 PostgreSQL's parser keeps a URL, host, e-mail address or path as one token, so their parts are indexed
 again after the text (`_with_parts`). English stop words ("down", "off", "over") are not in it: a query
-of stop words only reads `search_stop_vector` (a `simple`-configuration vector of just those words), and a
-query that mixes them ignores them and says so (`ParsedQuery.ignored`).
+of stop words only reads `search_stop_vector` (a `simple`-configuration vector of just those words); in a
+query with other words they are not required, the matches that have them rank first, and the page names
+them (`ParsedQuery.ignored`).
 SQLite: an FTS5 table (`postmortems_incident_fts`, porter stemmer over unicode61 tokens, which split at
 the same characters), one column per weight, kept current by the same `update_search_vector` calls.
 
@@ -39,7 +40,7 @@ SEARCH_CONFIG = "english"
 # them into <mark>.
 MARK_START, MARK_STOP = "\x02", "\x03"
 
-# The weights of D, C, B and A (ts_rank's order): title and tags, summary, sections, timeline.
+# The weights of D, C, B and A (ts_rank's order): timeline, sections, summary, title and tags.
 WEIGHTS = (0.1, 0.2, 0.4, 1.0)
 # ts_rank normalisation: 1 divides the rank by 1 + log(length of the document).
 RANK_NORMALIZATION = 1
@@ -47,8 +48,8 @@ RANK_NORMALIZATION = 1
 PHRASE_BONUS = 2.0
 # How much more a match ranks that also has the common words the query left out ("pages down").
 STOP_WORD_BONUS = 2.0
-# PostgreSQL ranks the matches of a query by relevance; past this many, it first keeps this many
-# chosen by where the words are (title and tags first, then the summary, then anywhere).
+# PostgreSQL ranks every match of a query up to this many; past that, this many with the words in the
+# title, tags or summary and this many with them anywhere (`_postgres_search`). The count's cap + 1.
 RANK_CANDIDATES = 1001
 
 FTS_TABLE = "postmortems_incident_fts"
@@ -390,7 +391,7 @@ def _postgres_search(queryset: QuerySet, parsed: ParsedQuery, *, any_word: bool 
     in_head = queryset.filter(search_rank_vector=query).order_by().values("pk")[:RANK_CANDIDATES]
     anywhere = queryset.filter(search_vector=query).order_by().values("pk")[:RANK_CANDIDATES]
     matches = queryset.filter(pk__in=in_head.union(anywhere))
-    rank = _relevance(parsed, query, any_word=any_word)
+    rank = _relevance(parsed)
     if parsed.phrase:
         phrase = SearchQuery(" ".join(parsed.phrase), config=SEARCH_CONFIG, search_type="phrase")
         rank = rank * Case(
@@ -421,7 +422,7 @@ ln(1 + 1 / greatest({RARE_SHARE}, coalesce((
 """
 
 
-def _relevance(parsed: ParsedQuery, query: SearchQuery, *, any_word: bool) -> Combinable:
+def _relevance(parsed: ParsedQuery) -> Combinable:
     """The sum, over the query's words (or phrases, or `or` groups), of its ts_rank (weights, length
     normalisation) times its rarity: BM25's shape, from what the vector and the statistics hold."""
     rank = None
