@@ -38,7 +38,14 @@ run: seed
 	@echo "Hindsight on http://$(HOST):$(PORT)/ — sign in as alice, bob or carol with password hindsight-demo"
 	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: install-dev
+# The OpenID Connect provider the single sign-on test signs in through (npm `oidc-provider`); without npm
+# the test is skipped with a message.
+OIDC_PROVIDER := tests/browser/oidc_provider
+$(OIDC_PROVIDER)/node_modules/.installed: $(OIDC_PROVIDER)/package.json $(OIDC_PROVIDER)/package-lock.json
+	@if command -v npm >/dev/null; then cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; \
+	else echo "no npm: the single sign-on test will be skipped"; fi
+
+test: install-dev $(OIDC_PROVIDER)/node_modules/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install-dev
@@ -64,4 +71,4 @@ relevance: install-bench
 	$(BIN)/python bench/relevance.py
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache $(OIDC_PROVIDER)/node_modules
