@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install install-dev migrate seed bench clean
+.PHONY: run test lint format install install-dev install-bench migrate seed bench relevance clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Hindsight needs Python 3.11 or newer"'
@@ -20,8 +20,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[bench]"
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-bench: $(VENV)/.installed-bench
 
 migrate: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
@@ -58,6 +63,12 @@ bench: install
 	@command -v wrk >/dev/null || { echo "make bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hindsight_bench} $(BIN)/python bench/generate.py --if-needed $(BENCH_INCIDENTS)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hindsight_bench} $(BIN)/python bench/run.py
+
+# Search relevance (README, "Search, and the benchmark"): known-item queries over the public postmortems,
+# Hindsight beside BM25. PostgreSQL when DATABASE_URL names one (it uses database hindsight_relevance on that
+# server), else a temporary SQLite file.
+relevance: install-bench
+	$(BIN)/python bench/relevance.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache $(OIDC_PROVIDER)/node_modules

@@ -43,8 +43,10 @@ TARGETS_MS = {
     "list": 25,
     "one tag": 35,
     "three-tag AND": 35,
-    "rare-word search": 50,
-    "common-word search": 50,
+    "rare-word search": 40,
+    "common-word search": 80,
+    "most-common-word search": 150,
+    "three-word search": 60,
     "tag index": 40,
     "detail": 30,
     "my action items": 40,
@@ -146,10 +148,23 @@ with connection.cursor() as c:
               "ORDER BY ndoc DESC LIMIT 20")
     everywhere = [(w, n) for w, n in c.fetchall() if w.isalpha() and len(w) > 4][:1]
 incident = Incident.objects.published().filter(visibility="normal").order_by("-incident_date").first()
+# Three words of one summary, as a person remembers them: one common, two less so.
+common = {w for w, n in words[:50]}
+three = []
+summaries = Incident.objects.published().filter(summary__icontains=words[0][0]).values_list("summary",
+                                                                                          flat=True)
+for summary in summaries[:200]:
+    with connection.cursor() as c:
+        c.execute("SELECT lexeme FROM unnest(to_tsvector('english', %s))", [summary])
+        mine = [w for (w,) in c.fetchall() if w.isalpha() and len(w) > 4]
+    rarer = [w for w in mine if w not in common]
+    if words[0][0] in mine and len(rarer) >= 2:
+        three = [words[0][0], *sorted(rarer)[:2]]
+        break
 total = Incident.objects.published().count()
 print(json.dumps({"tags": tags, "words": [w for w in words if w[1] <= 0.4 * total][:1]
                   + [w for w in words if 20 <= w[1] <= 200][:1] + everywhere,
-                  "detail": [incident.pk, incident.title], "total": total}))
+                  "detail": [incident.pk, incident.title], "total": total, "three": three}))
 """
     out = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", script],
@@ -164,6 +179,8 @@ print(json.dumps({"tags": tags, "words": [w for w in words if w[1] <= 0.4 * tota
     three = [slug for slug, _ in tags[:3]]
     (common, common_n), (rare, rare_n), (everywhere, everywhere_n) = facts["words"]
     detail_id, _ = facts["detail"]
+    # Three words a person might remember of one incident: the common word and two rarer ones.
+    three_words = " ".join(facts["three"])
     print(
         f"{facts['total']} published incidents; one tag: {one_tag}; three tags: {', '.join(three)}; "
         f"common word: {common} ({common_n} incidents); rare word: {rare} ({rare_n} incidents); "
@@ -178,6 +195,7 @@ print(json.dumps({"tags": tags, "words": [w for w in words if w[1] <= 0.4 * tota
         ("rare-word search", f"/postmortems/?q={rare}", "<mark>"),
         ("common-word search", f"/postmortems/?q={common}", "<mark>"),
         ("most-common-word search", f"/postmortems/?q={everywhere}", "incident-list"),
+        ("three-word search", "/postmortems/?" + urllib.parse.urlencode({"q": three_words}), "<mark>"),
         ("tag index", "/tags/", 'data-testid="count-'),
         ("detail", f"/postmortems/{detail_id}/", "in common</div>"),
         ("my action items", "/action-items/", 'data-testid="action-item"'),

@@ -660,8 +660,9 @@ class SearchForm(forms.Form):
             self.add_error("date_to", "The end of the range is before its start.")
         return cleaned
 
-    def filter(self, queryset: QuerySet) -> QuerySet:
-        """`queryset` narrowed by every valid field; invalid fields are ignored (their errors are shown)."""
+    def filter(self, queryset: QuerySet, *, any_word: bool = False) -> QuerySet:
+        """`queryset` narrowed by every valid field; invalid fields are ignored (their errors are shown).
+        With `any_word`, the text needs only some of its words (for a search that found nothing)."""
         data = self.cleaned_data if self.is_bound else {}
         if data.get("tag"):
             queryset = queryset.with_tags(data["tag"])
@@ -683,7 +684,7 @@ class SearchForm(forms.Form):
             )
             queryset = queryset.filter(Exists(open_items))
         if data.get("q"):
-            queryset = queryset.search(data["q"])
+            queryset = queryset.search(data["q"], any_word=any_word)
         return queryset
 
     @property

@@ -229,18 +229,18 @@ class IncidentQuerySet(models.QuerySet):
             models.Prefetch("lessons", queryset=Lesson.objects.prefetch_related("action_items")),
         )
 
-    def search(self, text: str) -> IncidentQuerySet:
+    def search(self, text: str, *, any_word: bool = False) -> IncidentQuerySet:
         """Full-text search, best first (see postmortems/search.py for both databases' behaviour)."""
         from postmortems import search
 
-        return search.search(self, text)
+        return search.search(self, text, any_word=any_word)
 
 
 class IncidentManager(models.Manager.from_queryset(IncidentQuerySet)):
     def get_queryset(self) -> IncidentQuerySet:
         # The stored search vectors are large (TOAST) and only the search query reads them; loading them
         # made a 20-row list ten times slower. Deferred fields are also left alone by save().
-        return super().get_queryset().defer("search_vector", "search_rank_vector")
+        return super().get_queryset().defer("search_vector", "search_rank_vector", "search_stop_vector")
 
 
 class Incident(models.Model):
@@ -354,10 +354,12 @@ class Incident(models.Model):
         help_text="The revision at which each authoring step last changed, so parallel edits of different "
         "steps do not conflict.",
     )
-    # Kept current by postmortems.search.update_search_vector (PostgreSQL only; unused on SQLite).
+    # Kept current by postmortems.search.update_search_vector (PostgreSQL only; SQLite keeps an FTS5 table).
     search_vector = SearchVectorField(null=True, editable=False)
     # Title, tags and summary only: small enough to stay in the row, so ranking does not read TOAST.
     search_rank_vector = SearchVectorField(null=True, editable=False)
+    # The English stop words of all the text, for a query made of nothing else.
+    search_stop_vector = SearchVectorField(null=True, editable=False)
 
     objects = IncidentManager()
 
@@ -372,6 +374,9 @@ class Incident(models.Model):
             ),
             models.Index(fields=["status", "-incident_date", "-id"], name="incident_status_date_idx"),
             GinIndex(fields=["search_vector"], name="incident_search_vector_idx"),
+            GinIndex(fields=["search_stop_vector"], name="incident_search_stop_idx"),
+            # Search ranks first the matches with the words in the title, tags or summary.
+            GinIndex(fields=["search_rank_vector"], name="incident_search_rank_idx"),
             # The incidents someone may not see are among these (IncidentQuerySet.hidden_from), told apart
             # by what the index holds of each, without reading the wide rows.
             models.Index(

@@ -49,10 +49,23 @@ class IncidentListView(ListView):
     def get_search_data(self):
         return self.request.GET
 
+    widened = False  # nothing had every word of the search, so these have some of them
+
     def get_queryset(self):
         self.form = SearchForm(self.get_search_data())
         self.form.is_valid()
-        return self.form.filter(Incident.objects.visible_to(self.request.user).published())
+        return self.form.filter(self.visible())
+
+    def visible(self):
+        return Incident.objects.visible_to(self.request.user).published()
+
+    def paginate_queryset(self, queryset, page_size):
+        paginated = super().paginate_queryset(queryset, page_size)
+        if paginated[0].count == 0 and search.can_widen(self.form.text):
+            # One more query, only when the search found nothing: never a silent "0 match".
+            self.widened = True
+            paginated = super().paginate_queryset(self.form.filter(self.visible(), any_word=True), page_size)
+        return paginated
 
     def get_paginator(self, queryset, per_page, **kwargs):
         return super().get_paginator(queryset, per_page, load_rows=self.load_rows, **kwargs)
@@ -81,9 +94,8 @@ class IncidentListView(ListView):
         if query:
             for incident in context["incidents"]:
                 marked = getattr(incident, "headline", None)
-                if marked is None:
-                    marked = search.fallback_headline(incident.summary, query)
-                incident.snippet = search.highlight(marked)
+                if marked:
+                    incident.snippet = search.highlight(marked)
         slugs = self.form.cleaned_data.get("tag") or []
         chips = self.form.chips(self.tag_names(slugs))
         context.update(
@@ -92,8 +104,8 @@ class IncidentListView(ListView):
             active_tags=slugs,
             query=query,
             narrowed=bool(chips),
-            ranked=bool(query) and search.uses_full_text(),
-            rank_candidates=search.RANK_CANDIDATES,
+            ignored_words=search.ignored_words(query) if query else [],
+            widened=self.widened,
             tag=self.tag,
         )
         if not (query or chips or self.tag):

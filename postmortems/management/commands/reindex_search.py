@@ -1,4 +1,4 @@
-"""Rebuild every incident's stored search vectors (PostgreSQL), e.g. after a bulk change outside the app."""
+"""Rebuild every incident's search index entry, e.g. after an upgrade or a bulk change outside the app."""
 
 from django.core.management.base import BaseCommand
 
@@ -6,11 +6,11 @@ from postmortems import search
 
 
 class Command(BaseCommand):
-    help = "Rebuild the stored full-text search vectors of every incident (PostgreSQL only)."
+    help = (
+        "Rebuild the stored full-text search index of every incident (PostgreSQL's search vectors, "
+        "SQLite's FTS5 table)."
+    )
 
     def handle(self, *args, **options):
-        if not search.uses_full_text():
-            self.stdout.write("This database uses the plain search fallback; there is nothing to rebuild.")
-            return
         search.update_search_vectors()
-        self.stdout.write("Search vectors rebuilt.")
+        self.stdout.write("Search index rebuilt.")
