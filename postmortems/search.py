@@ -116,7 +116,8 @@ _TEXTS_SQL = """
     concat_ws(' ',
       left((SELECT string_agg(e.description, ' ') FROM postmortems_timelineevent e
             WHERE e.incident_id = x.id), {limit}),
-      left((SELECT string_agg(a.title, ' ') FROM postmortems_actionitem a WHERE a.incident_id = x.id), {limit})
+      left((SELECT string_agg(a.title, ' ') FROM postmortems_actionitem a
+            WHERE a.incident_id = x.id), {limit})
     ) AS timeline
   FROM postmortems_incident x
   {where}
