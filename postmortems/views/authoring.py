@@ -17,7 +17,7 @@ from django.views.static import serve as static_serve
 from taggit.models import Tag
 
 from accounts.models import time_zone_choices, zone
-from postmortems import editing, uploads
+from postmortems import editing, uploads, workflow
 from postmortems.checks import run_checks
 from postmortems.forms import (
     IncidentBasicsForm,
@@ -31,6 +31,7 @@ from postmortems.models import (
     ContributingFactor,
     Incident,
     Lesson,
+    Status,
     factor_tree,
 )
 
@@ -41,8 +42,10 @@ def _editable_incident(request, pk: int) -> Incident:
     """The incident if the user may edit it: 404 when they cannot see it, 403 when they may not edit it."""
     visible = editing.with_progress(Incident.objects.visible_to(request.user)).prefetch_related("co_authors")
     incident = get_object_or_404(visible, pk=pk)
+    if incident.status == Status.PUBLISHED:
+        raise PermissionDenied("Published postmortems are read-only; Reopen it to edit.")
     if not incident.can_edit(request.user):
-        raise PermissionDenied("Only the owner and co-authors edit a postmortem, until it is published.")
+        raise PermissionDenied("Only the owner and co-authors edit a postmortem; ask its owner to add you.")
     return incident
 
 
@@ -215,7 +218,9 @@ def _add_review_step_context(context: dict, incident: Incident, user) -> None:
         .get()
     )
     context["full"] = full
-    context["findings"] = run_checks(full)
+    context["findings"] = findings = run_checks(full)
+    # The step's own "Request review" button, under the same rules as the postmortem page's.
+    context["actions"] = workflow.actions_for(full, user, current_sign_offs=(), findings=findings)
     context["factor_tree"] = factor_tree(full.factors.all())
     context["today"] = timezone.localdate()
     context["can_edit"] = True
