@@ -1,3 +1,4 @@
+import functools
 import zoneinfo
 
 from django.contrib.auth.models import AbstractUser
@@ -24,7 +25,9 @@ def zone(name: str | None) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo("UTC")
 
 
+@functools.cache
 def time_zone_choices() -> list[tuple[str, str]]:
+    # Reading the system's zone list takes longer than rendering a whole form; it changes with a deploy.
     return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
 
 

@@ -22,6 +22,7 @@ from postmortems.checks import run_checks
 from postmortems.forms import (
     IncidentBasicsForm,
     RevisionForm,
+    search_people,
     step_forms,
 )
 from postmortems.markdown import render_markdown
@@ -259,6 +260,22 @@ def tag_suggestions(request):
         .distinct()[:10]
     )
     return JsonResponse({"tags": list(names)})
+
+
+def people_suggestions(request):
+    """/postmortems/people.json?q=ali: at most 20 active people matching a name, username, e-mail or team,
+    for the people picker (static/js/people_picker.js). Signed-in people only, like every page."""
+    people = search_people(request.GET.get("q", "")).prefetch_related("teams")
+    found = [
+        {
+            "username": person.username,
+            "name": str(person),
+            "email": person.email,
+            "teams": [team.name for team in person.teams.all()],
+        }
+        for person in people
+    ]
+    return JsonResponse({"people": found})
 
 
 @require_POST
