@@ -434,11 +434,17 @@ class TimelineEventForm(IncidentRowForm):
     class Meta:
         model = TimelineEvent
         fields = ["occurred_at", "zone", "kind", "description", "link"]
-        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+        widgets = {"description": forms.Textarea(attrs={"rows": 1})}
 
     def setup_fields(self):
         self.fields["occurred_at"].zone = self.incident.tz
         self.fields["zone"].initial = self.incident.time_zone
+        # One compact row per event (edit/_timeline_row.html renders the bare widgets).
+        for name, field in self.fields.items():
+            css = "form-select form-select-sm" if name == "kind" else "form-control form-control-sm"
+            field.widget.attrs["class"] = css
+        self.fields["link"].widget.attrs["placeholder"] = "https://… graph or log"
+        self.fields["description"].widget.attrs["placeholder"] = "What happened"
 
     def clean(self):
         cleaned = super().clean()
@@ -466,6 +472,13 @@ class ContributingFactorForm(IncidentRowForm):
         parent.queryset = self.incident.factors.all()
         parent.label = "Answers “why?” for"
         parent.empty_label = "— a starting point (no parent) —"
+        # A compact row of the "why?" tree (edit/_factor_row.html renders the bare widgets).
+        self.fields["description"].widget.attrs.update(
+            {"class": "form-control", "placeholder": "What contributed? Then ask “why?” again."}
+        )
+        self.fields["category"].widget.attrs["class"] = "form-select form-select-sm w-auto"
+        parent.widget.attrs["class"] = "form-select form-select-sm w-auto d-inline-block"
+        self.fields["is_human_error"].widget.attrs["class"] = "form-check-input"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -594,7 +607,7 @@ def _formset(model, form, *, shared: tuple[str, ...], extra: int):
         formset=FactorFormSet if model is ContributingFactor else IncidentFormSet,
         extra=extra,
         can_delete=True,
-        can_delete_extra=False,
+        can_delete_extra=True,  # a row added in the page can be removed (and the removal undone) in it too
         max_num=500,
     )
     formset.shared_choices = shared
@@ -629,10 +642,14 @@ def step_forms(
     if step not in ROW_FORMS:
         return []
     model, form, shared, prefetch = ROW_FORMS[step]
-    rows = 1 + max(0, min(extra, MAX_EXTRA_ROWS))
-    formset_class = _formset(model, form, shared=shared, extra=rows)
+    formset_class = _formset(model, form, shared=shared, extra=0)
     queryset = model.objects.filter(incident=incident).prefetch_related(*prefetch)
     formset = formset_class(data, instance=incident, queryset=queryset, prefix=step)
+    # No blank row to skip over: blank rows only when asked for, or one to start an empty step with.
+    rows = max(0, min(extra, MAX_EXTRA_ROWS))
+    if why is not None or (data is None and not formset.initial_form_count()):
+        rows = max(rows, 1)
+    formset.extra = rows
     if why is not None:
         formset.initial_extra = [{"parent": why}]
     return [formset]

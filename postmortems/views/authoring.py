@@ -126,10 +126,17 @@ class StepEditView(View):
         if autosave:
             saved_at = timezone.localtime(timezone.now(), zone(request.user.time_zone))
             return JsonResponse({"revision": revision, "saved_at": f"{saved_at:%H:%M}"})
-        return self.redirect_after(action)
+        return self.redirect_after(action, forms)
 
-    def redirect_after(self, action: str):
+    def redirect_after(self, action: str, forms=()):
         url = reverse("postmortems:edit", args=[self.incident.pk, self.step])
+        if action.startswith("why-row-"):  # "why?" under a factor added in the page: now saved, answer it
+            index = _count(action[len("why-row-") :])
+            rows = forms[0].forms if forms and hasattr(forms[0], "forms") else []
+            saved = rows[index].instance.pk if index < len(rows) else None
+            if saved:
+                return redirect(f"{url}?why={saved}#new-row")
+            action = "draft"
         if action == "continue":
             return redirect("postmortems:edit", self.incident.pk, editing.next_step(self.step))
         if action == "add":

@@ -7,5 +7,6 @@
     document.documentElement.setAttribute("data-bs-theme", query && query.matches ? "dark" : "light");
   }
   apply();
+  document.documentElement.classList.add("js"); // styles for what only works with scripts
   if (query && query.addEventListener) query.addEventListener("change", apply);
 })();
