@@ -131,8 +131,9 @@ class StepEditView(View):
     def redirect_after(self, action: str, forms=()):
         url = reverse("postmortems:edit", args=[self.incident.pk, self.step])
         if action.startswith("why-row-"):  # "why?" under a factor added in the page: now saved, answer it
-            index = _count(action[len("why-row-") :])
+            raw = action[len("why-row-") :]
             rows = forms[0].forms if forms and hasattr(forms[0], "forms") else []
+            index = int(raw) if raw.isascii() and raw.isdigit() else len(rows)
             saved = rows[index].instance.pk if index < len(rows) else None
             if saved:
                 return redirect(f"{url}?why={saved}#new-row")

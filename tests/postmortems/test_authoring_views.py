@@ -687,3 +687,21 @@ def test_autosave_key_names_the_person(client_for, incident, owner):
     page = client_for(owner).get("/postmortems/new/").content.decode()
     assert f'data-storage-key="hindsight:{owner.pk}:new:basics"' in page
     assert f'data-sign-out="{owner.pk}"' in page
+
+
+def test_why_under_a_new_row_saves_it_and_answers_it(client_for, incident, owner):
+    row = {"description": "Pool exhausted", "category": "technology", "parent": ""}
+    data = formset_data("factors", [row])
+    data |= {"expected_revision": "1", "_save": "why-row-0"}
+    response = client_for(owner).post(edit_url(incident, "factors"), data)
+    saved = ContributingFactor.objects.get(incident=incident)
+    assert response["Location"] == edit_url(incident, "factors") + f"?why={saved.pk}#new-row"
+
+
+def test_why_under_a_malformed_row_just_saves(client_for, incident, owner):
+    row = {"description": "Pool exhausted", "category": "technology", "parent": ""}
+    data = formset_data("factors", [row])
+    data |= {"expected_revision": "1", "_save": "why-row-x"}
+    response = client_for(owner).post(edit_url(incident, "factors"), data)
+    assert response["Location"] == edit_url(incident, "factors")
+    assert ContributingFactor.objects.filter(incident=incident).count() == 1
