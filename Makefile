@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install install-dev migrate seed bench clean
+.PHONY: run test lint format install install-dev migrate seed bench clean axe
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Hindsight needs Python 3.11 or newer"'
@@ -33,7 +33,18 @@ run: seed
 	@echo "Hindsight on http://$(HOST):$(PORT)/ — sign in as alice, bob or carol with password hindsight-demo"
 	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: install-dev
+# axe-core checks accessibility in the browser tests (tests/browser/test_accessibility.py); npm puts it in a
+# git-ignored folder, and the tests hand the file to the browser themselves (no CDN).
+AXE_VERSION ?= 4.10.3
+AXE := .cache/axe/node_modules/axe-core/axe.min.js
+
+$(AXE):
+	@command -v npm >/dev/null || { echo "the accessibility tests need npm (Debian: apt-get install npm)"; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix .cache/axe axe-core@$(AXE_VERSION)
+
+axe: $(AXE)
+
+test: install-dev $(AXE)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install-dev
@@ -53,4 +64,4 @@ bench: install
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hindsight_bench} $(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .cache
