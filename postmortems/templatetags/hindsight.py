@@ -65,3 +65,16 @@ def query_with(request, **changes) -> str:
 @register.simple_tag(takes_context=True)
 def url_with(context, **changes):
     return query_with(context["request"], **changes)
+
+
+@register.filter
+def ago(value) -> str:
+    """A recent moment as a person says it: “just now”, “5 minutes ago”, “3 days ago” (one unit only)."""
+    if not value:
+        return ""
+    from django.utils import timezone
+    from django.utils.timesince import timesince
+
+    if (timezone.now() - value).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(value, depth=1)} ago"

@@ -105,3 +105,22 @@ def test_server_error_page_renders_without_a_request_context():
     html = loader.get_template("500.html").render()
     assert "Something went wrong on our side" in html
     assert 'href="/postmortems/"' in html
+
+
+def test_relative_times_say_just_now_then_one_unit():
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from postmortems.templatetags.hindsight import ago
+
+    now = timezone.now()
+    assert ago(now - dt.timedelta(seconds=5)) == "just now"
+    assert ago(now - dt.timedelta(minutes=5, seconds=3)) == "5\xa0minutes ago"
+    assert ago(now - dt.timedelta(days=3, hours=4)) == "3\xa0days ago"
+
+
+def test_drafts_say_updated_just_now(client_for):
+    incident = full_incident(status=Status.DRAFT)
+    page = client_for(incident.owner).get(reverse("postmortems:drafts")).content.decode()
+    assert "updated just now" in page
