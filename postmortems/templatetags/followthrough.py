@@ -31,3 +31,9 @@ def insight_value(value, distribution) -> str:
 def at_least(value) -> str:
     """A count as the page shows it: “1,000+” when it stopped at its cap (followthrough.AtLeast)."""
     return str(value)
+
+
+@register.filter
+def too_small(distributions) -> list:
+    """The distributions of a chart group with too few values to read: one warning names them all."""
+    return [dist for dist in distributions if dist.too_small]
