@@ -359,7 +359,7 @@ class Incident(models.Model):
             # by what the index holds of each, without reading the wide rows.
             models.Index(
                 fields=["id"],
-                include=["owner_id", "status"],
+                include=["owner_id", "status", "visibility"],
                 condition=~PUBLIC,
                 name="incident_not_public_idx",
             ),

@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
             index=models.Index(
                 condition=models.Q(("status", "published"), ("visibility", "normal"), _negated=True),
                 fields=["id"],
-                include=("owner_id", "status"),
+                include=("owner_id", "status", "visibility"),
                 name="incident_not_public_idx",
             ),
         ),

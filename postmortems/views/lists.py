@@ -154,7 +154,7 @@ class TagListView(TemplateView):
             .published()
             .filter(visibility=Visibility.RESTRICTED)
         )
-        seen_ids = list(seen.values_list("pk", flat=True))
+        seen_ids = list(seen.order_by().values_list("pk", flat=True))  # unordered: from the index alone
         restricted = tag_counts(seen_ids) if seen_ids else []
         tags = add_tag_counts(public, restricted, order=order)
         letters: dict[str, list[TagCount]] = {}
