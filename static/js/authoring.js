@@ -70,7 +70,6 @@
 
   function setDepth(row, depth) {
     row.dataset.depth = String(depth);
-    row.style.setProperty("--depth", String(depth));
     const label = row.querySelector(".why-label > span");
     if (label) label.hidden = depth === 0;
   }
