@@ -125,7 +125,8 @@ class StepEditView(View):
             return self.render(forms, revision_form)
         if autosave:
             saved_at = timezone.localtime(timezone.now(), zone(request.user.time_zone))
-            return JsonResponse({"revision": revision, "saved_at": f"{saved_at:%H:%M}"})
+            body = {"revision": revision, "saved_at": f"{saved_at:%H:%M}", "rows": _new_rows(forms)}
+            return JsonResponse(body)
         return self.redirect_after(action, forms)
 
     def redirect_after(self, action: str, forms=()):
@@ -168,6 +169,18 @@ class StepEditView(View):
             _add_review_step_context(context, incident, self.request.user)
         status = 409 if conflict else 200
         return TemplateResponse(self.request, "postmortems/edit/step.html", context, status=status)
+
+
+def _new_rows(forms) -> dict[str, int]:
+    """The rows an autosave created, by form prefix: the page gives each its id, so that the next autosave
+    edits it instead of adding it again (static/js/authoring.js)."""
+    return {
+        form.prefix: form.instance.pk
+        for formset in forms
+        if hasattr(formset, "extra_forms")
+        for form in formset.extra_forms
+        if form.instance.pk and not form.cleaned_data.get("DELETE")
+    }
 
 
 def _autosave_errors(forms, revision_form) -> JsonResponse:

@@ -379,14 +379,13 @@
     const values = {};
     Array.from(form.elements).forEach(function (el) {
       if (!el.name || el.type === "submit" || el.type === "button" || el.name === "csrfmiddlewaretoken") return;
-      if (el.name === "expected_revision") return;
+      if (el.name === "expected_revision" || !el.closest("[data-row]")) return;
       values[el.name + (el.type === "checkbox" ? "=" + el.value : "")] = fieldState(el);
     });
-    const rows = Array.from(container.querySelectorAll(":scope > [data-row]")).map((row) => ({
-      index: rowIndex(row),
-      depth: depthOf(row),
-      hidden: row.hidden,
-    }));
+    const rows = Array.from(container.querySelectorAll(":scope > [data-row]")).map(function (row) {
+      const id = row.querySelector('input[name$="-id"]');
+      return { index: rowIndex(row), id: id ? id.value : "", depth: depthOf(row), hidden: row.hidden };
+    });
     return { revision: Number(revisionInput && revisionInput.value), values: values, rows: rows, at: Date.now() };
   }
 
@@ -419,31 +418,44 @@
     if (!kept || !kept.rows || !kept.values) return;
     const container = form.querySelector("[data-rows]");
     const prefix = container.dataset.rows;
-    const total = form.querySelector("#id_" + prefix + "-TOTAL_FORMS");
-    const wanted = kept.rows.reduce((most, row) => Math.max(most, row.index + 1), 0);
-    while (Number(total.value) < wanted) {
-      const row = newRow(prefix);
-      if (!row) break;
-      container.appendChild(row);
-      activate(row);
-    }
-    const byIndex = {};
-    container.querySelectorAll(":scope > [data-row]").forEach((row) => (byIndex[rowIndex(row)] = row));
+    const current = Array.from(container.querySelectorAll(":scope > [data-row]"));
+    const byId = {};
+    current.forEach(function (row) {
+      const id = row.querySelector('input[name$="-id"]');
+      if (id && id.value) byId[id.value] = row;
+    });
+    // Saved rows are found by their id (the server may number and order them differently now); rows that
+    // were not saved take the page's blank rows, then new ones.
+    const blanks = current.filter((row) => !row.querySelector('input[name$="-id"]').value);
+    const placed = new Map();
     kept.rows.forEach(function (state) {
-      const row = byIndex[state.index];
-      if (!row) return;
+      let row = state.id ? byId[state.id] : null;
+      if (!row) row = blanks.shift() || null;
+      if (!row) {
+        row = newRow(prefix);
+        if (!row) return;
+        activate(row);
+      }
+      placed.set(state.index, row);
       container.appendChild(row); // in the kept order
       if (row.dataset.depth !== undefined) setDepth(row, state.depth);
       row.hidden = state.hidden;
       if (state.hidden) removed.push([row]);
     });
-    Array.from(form.elements).forEach(function (el) {
-      const key = el.name + (el.type === "checkbox" ? "=" + el.value : "");
-      if (!el.name || !(key in kept.values) || el.name === "expected_revision") return;
-      const value = kept.values[key];
-      if (el.type === "checkbox" || el.type === "radio") el.checked = value;
-      else if (el.multiple) Array.from(el.options).forEach((option) => (option.selected = value.includes(option.value)));
-      else el.value = value;
+    const named = /^(.*?-)(\d+)(-.*)$/;
+    Object.entries(kept.values).forEach(function ([key, value]) {
+      const match = named.exec(key);
+      const row = match && placed.get(Number(match[2]));
+      if (!row) return;
+      const [name, checkValue] = match[3].split("=");
+      const field = name.endsWith("-id")
+        ? null
+        : row.querySelector('[name$="' + name + '"]' + (checkValue !== undefined ? '[value="' + checkValue + '"]' : "")) ||
+          (checkValue === "on" ? row.querySelector('[name$="' + name + '"]') : null); // a box with no value
+      if (!field) return;
+      if (field.type === "checkbox" || field.type === "radio") field.checked = value;
+      else if (field.multiple) Array.from(field.options).forEach((option) => (option.selected = value.includes(option.value)));
+      else field.value = value;
     });
     showUndo();
     // Saved against the revision it was typed on, so that a save by someone else meanwhile is a conflict.
@@ -471,6 +483,154 @@
         event.returnValue = "";
       }
     });
+  }
+
+  // --- rows steps: autosave --------------------------------------------------------------------------
+  // Complete rows are saved a moment after typing stops. A row removed in the page is only removed by the
+  // step's own buttons (so Undo stays possible), and a new row waits until its needed fields are filled.
+  // The server answers with the ids of the rows it created; the page then numbers saved rows first, as
+  // Django's formset expects, so that the next autosave edits them instead of adding them again.
+
+  if (rowsStep && revisionInput) {
+    const container = form.querySelector("[data-rows]");
+    const prefix = container.dataset.rows;
+    const needs = (container.dataset.rowNeeds || "").split(" ").filter(Boolean);
+    const ROWS_DEBOUNCE_MS = 1500;
+    let rowsTimer = null;
+    let rowsInflight = false;
+    let rowsStopped = false;
+    let edits = 0;
+    let rowsRetryMs = 2000;
+
+    const idOf = (row) => row.querySelector('input[name$="-id"]');
+    const isSaved = (row) => Boolean(idOf(row) && idOf(row).value);
+    const incomplete = (row) =>
+      needs.some(function (name) {
+        const field = row.querySelector('[name$="-' + name + '"]');
+        return field && !field.value.trim();
+      });
+
+    function rowsPayload() {
+      const data = new FormData(form);
+      data.delete("_save");
+      data.set("_autosave", "1");
+      container.querySelectorAll(":scope > [data-row]").forEach(function (row) {
+        const remove = row.querySelector('input[name$="-DELETE"]');
+        if (!remove) return;
+        if (isSaved(row) && row.hidden) data.delete(remove.name);
+        else if (!isSaved(row) && (row.hidden || incomplete(row))) data.set(remove.name, "on");
+      });
+      return data;
+    }
+
+    function renumber() {
+      const rows = Array.from(container.querySelectorAll(":scope > [data-row]"));
+      const saved = rows.filter(isSaved);
+      const order = saved.concat(rows.filter((row) => !isSaved(row)));
+      const pattern = new RegExp("(^|[\\s_])" + prefix + "-\\d+-", "g");
+      order.forEach(function (row, index) {
+        row.querySelectorAll("*").forEach(function (el) {
+          ["name", "id", "for", "aria-describedby"].forEach(function (attribute) {
+            const value = el.getAttribute(attribute);
+            if (value && value.includes(prefix + "-")) {
+              el.setAttribute(attribute, value.replace(pattern, "$1" + prefix + "-" + index + "-"));
+            }
+          });
+          if (el.matches('button[value^="why-row-"]')) el.value = "why-row-" + index;
+        });
+      });
+      form.querySelector("#id_" + prefix + "-INITIAL_FORMS").value = String(saved.length);
+    }
+
+    async function saveRows() {
+      if (rowsStopped || !rowsDirty) return;
+      if (rowsInflight) {
+        scheduleRows(500);
+        return;
+      }
+      rowsInflight = true;
+      const sentAt = edits;
+      show("Saving…", "saving");
+      try {
+        const response = await fetch(saveUrl, {
+          method: "POST",
+          body: rowsPayload(),
+          credentials: "same-origin",
+          headers: { "X-Requested-With": "XMLHttpRequest" },
+        });
+        if (response.redirected) {
+          show("Not saved — you were signed out. Your rows are kept in this browser; sign in again.", "error");
+          return;
+        }
+        if (response.status === 409) {
+          rowsStopped = true;
+          show("Not saved — someone else changed this step. Press “Save draft” to compare both versions.", "error");
+          return;
+        }
+        if (response.status === 400) {
+          const body = await response.json();
+          show("Not saved — " + body.errors.join(" "), "error");
+          return;
+        }
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        const body = await response.json();
+        revisionInput.value = String(body.revision);
+        Object.entries(body.rows || {}).forEach(function ([rowPrefix, pk]) {
+          const input = form.querySelector('[name="' + rowPrefix + '-id"]');
+          if (!input) return;
+          input.value = String(pk);
+          const row = input.closest("[data-row]");
+          if (row.closest("[data-tree]")) row.dataset.factor = String(pk);
+        });
+        renumber();
+        rowsRetryMs = 2000;
+        const pendingRemoval = Array.from(container.querySelectorAll(":scope > [data-row]")).some(
+          (row) => row.hidden && isSaved(row)
+        );
+        if (edits === sentAt && !pendingRemoval) {
+          rowsDirty = false;
+          try {
+            localStorage.removeItem(rowsKey);
+          } catch (error) {
+            /* nothing kept */
+          }
+        } else {
+          markRowsDirty();
+        }
+        show("Saved " + body.saved_at, "saved");
+      } catch (error) {
+        show("Not saved — offline. Your rows are kept in this browser. Retrying…", "error");
+        scheduleRows(rowsRetryMs);
+        rowsRetryMs = Math.min(rowsRetryMs * 2, 30000);
+      } finally {
+        rowsInflight = false;
+      }
+    }
+
+    function scheduleRows(delay) {
+      clearTimeout(rowsTimer);
+      rowsTimer = setTimeout(saveRows, delay);
+    }
+
+    function rowsChanged() {
+      edits += 1;
+      if (!rowsStopped && !form.hasAttribute("data-conflict")) scheduleRows(ROWS_DEBOUNCE_MS);
+    }
+    form.addEventListener("input", rowsChanged);
+    form.addEventListener("change", rowsChanged);
+    form.addEventListener("click", function (event) {
+      if (event.target.closest("[data-remove-row], [data-undo], [data-indent], [data-outdent], [data-paste-apply]")) {
+        rowsChanged();
+      }
+    });
+    form.addEventListener("submit", function () {
+      clearTimeout(rowsTimer);
+      rowsStopped = true;
+    });
+    window.addEventListener("online", function () {
+      if (rowsDirty) scheduleRows(0);
+    });
+    if (rowsDirty) scheduleRows(300); // rows restored from this browser
   }
 
   // --- autosave with a local backup ----------------------------------------------------------------

@@ -2,6 +2,7 @@
 undo, indent and outdent; and what was typed survives a closed tab until it is saved."""
 
 import datetime as dt
+import time
 
 from playwright.sync_api import expect
 
@@ -109,3 +110,42 @@ def test_why_tree_editor_indents_outdents_and_answers_why(transactional_db, live
     page.wait_for_load_state()
     review.refresh_from_db()
     assert review.parent is None
+
+
+def _eventually(check, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.2)
+
+
+def test_timeline_rows_autosave_once_each_and_removal_waits_for_save(
+    transactional_db, live_server, new_page, sign_in
+):
+    alice = UserFactory(username="alice", password=PASSWORD)
+    incident = IncidentFactory(owner=alice, status=Status.DRAFT, time_zone="UTC")
+    events = TimelineEvent.objects.filter(incident=incident)
+    page = new_page()
+    sign_in(page, "alice", PASSWORD)
+    page.goto(f"{live_server.url}/postmortems/{incident.pk}/edit/timeline/")
+
+    page.locator('[name="timeline-0-occurred_at"]').fill("2026-03-04T09:00")
+    page.locator('[name="timeline-0-description"]').fill("Config push")
+    page.locator('[name="timeline-0-description"]').press("Enter")  # a new row, not complete yet
+    expect(page.locator("[data-autosave-status]")).to_contain_text("Saved")
+    _eventually(lambda: list(events.values_list("description", flat=True)) == ["Config push"])
+
+    page.locator('[name="timeline-1-occurred_at"]').fill("2026-03-04T09:12")
+    page.locator('[name="timeline-1-description"]').fill("Alert fires")
+    _eventually(lambda: events.count() == 2)
+    page.locator('[name="timeline-0-description"]').fill("Config push sets pool size to 5")
+    _eventually(lambda: events.filter(description="Config push sets pool size to 5").exists())
+    assert events.count() == 2  # edited, never added twice
+
+    alert = page.locator("[data-row]", has=page.locator('[name="timeline-1-description"]'))
+    alert.get_by_role("button", name="Remove this event").click()
+    page.wait_for_timeout(2500)  # an autosave's chance
+    assert events.count() == 2  # removed in the page only, undoable, until the step is saved
+    page.get_by_role("button", name="Save draft").click()
+    page.wait_for_load_state()
+    assert list(events.values_list("description", flat=True)) == ["Config push sets pool size to 5"]
