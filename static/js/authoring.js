@@ -390,7 +390,7 @@
   }
 
   function markRowsDirty() {
-    if (!rowsStep) return;
+    if (!rowsStep || leaving) return; // submitted: a late autosave answer must not bring the copy back
     rowsDirty = true;
     try {
       localStorage.setItem(rowsKey, JSON.stringify(snapshotRows()));
