@@ -24,6 +24,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 INSTALLED_APPS = [
     "accounts",
     "postmortems",
+    "integrations",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -36,6 +37,10 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "markdownx",
     "taggit",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "mozilla_django_oidc",
 ]
 
 MIDDLEWARE = [
@@ -114,6 +119,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in: passwords (unless PASSWORD_SIGN_IN=0) and, with OIDC_* settings, single sign-on (OpenID
+# Connect, mozilla-django-oidc; integrations/sso.py makes the account from the claims).
+PASSWORD_SIGN_IN = env.bool("PASSWORD_SIGN_IN", default=True)
+OIDC_RP_CLIENT_ID = env("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_RP_SIGN_ALGO = env("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME", default="single sign-on")
+OIDC_GROUPS_CLAIM = env("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_STAFF_GROUPS = env.list("OIDC_STAFF_GROUPS", default=[])
+OIDC_CREATE_TEAMS = env.bool("OIDC_CREATE_TEAMS", default=False)
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID and OIDC_OP_AUTHORIZATION_ENDPOINT)
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+AUTHENTICATION_BACKENDS = [
+    *(["integrations.sso.SsoBackend"] if OIDC_ENABLED else []),
+    *(["django.contrib.auth.backends.ModelBackend"] if PASSWORD_SIGN_IN else []),
+]
+if not AUTHENTICATION_BACKENDS:
+    raise ImproperlyConfigured("PASSWORD_SIGN_IN=0 needs single sign-on: set the OIDC_* variables.")
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "postmortems:list"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -204,7 +232,49 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Webhook deliveries the broker did not take, and retries that are due (integrations/webhooks.py).
+    "pending-webhooks": {
+        "task": "integrations.tasks.send_pending_webhooks",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "overdue-webhooks": {
+        "task": "integrations.tasks.send_overdue_webhooks",
+        "schedule": crontab(hour=env.int("REMINDER_HOUR", default=7), minute=5),
+    },
 }
+
+# The REST API (integrations/api/): personal tokens, throttled per token, cursor-paginated, JSON errors.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["integrations.api.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["integrations.api.authentication.TokenAccessPermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["integrations.api.authentication.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": env("API_THROTTLE_RATE", default="600/minute")},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "integrations.api.views.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Hindsight API",
+    "DESCRIPTION": "Postmortems, their review workflow and action items, as the person whose token is sent.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentStatusEnum": "postmortems.models.Status",
+        "ActionItemStatusEnum": "postmortems.models.ActionItemStatus",
+    },
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+
+# Webhooks (integrations/webhooks.py): attempts at WEBHOOK_RETRY_SECONDS × 1, 2, 4 … apart.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_RETRY_SECONDS = env.float("WEBHOOK_RETRY_SECONDS", default=30.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 60 * 60)
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
@@ -248,5 +318,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # Django's own console handler (DEBUG only) printed each of its records a second time beside the root's:
     # its records go to the root handler alone, once, with DEBUG on or off.
-    "loggers": {"django": {"handlers": [], "propagate": True}},
+    # urllib3 logs each request's full URL at DEBUG: a chat webhook's URL is its secret (webhooks, SSO).
+    "loggers": {"django": {"handlers": [], "propagate": True}, "urllib3": {"level": "WARNING"}},
 }

@@ -38,6 +38,19 @@ def record_staff_edit(incident_id: int, *, by, detail: str) -> None:
         )
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A record the workflow writes: staff read it in the admin, nobody edits it there."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ChildRowAdmin(admin.ModelAdmin):
     """A part of an incident edited on its own: the incident's search vector and revision follow."""
 
@@ -220,7 +233,7 @@ class IncidentAdmin(admin.ModelAdmin):
 
 
 @admin.register(SignOff)
-class SignOffAdmin(admin.ModelAdmin):
+class SignOffAdmin(ReadOnlyAdmin):
     """Read-only: a sign-off is a reviewer's own act (workflow.py), never made or changed by staff."""
 
     list_display = ("incident", "reviewer", "decision", "revision", "is_current", "created_at")
@@ -228,32 +241,14 @@ class SignOffAdmin(admin.ModelAdmin):
     list_select_related = ("incident", "reviewer")
     raw_id_fields = ("incident",)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Activity)
-class ActivityAdmin(admin.ModelAdmin):
+class ActivityAdmin(ReadOnlyAdmin):
     """Read-only: the log is append-only."""
 
     list_display = ("created_at", "incident", "actor", "verb", "detail", "is_staff_action")
     list_filter = ("verb", "is_staff_action")
     list_select_related = ("incident", "actor")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ActionItem)
@@ -288,17 +283,8 @@ class LessonAdmin(ChildRowAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdmin):
     """Read-only: what waits to be sent (after a broker or SMTP outage) and what went out."""
 
     list_display = ("created_at", "kind", "object_id", "sent_at", "failures")
     list_filter = ("kind", ("sent_at", admin.EmptyFieldListFilter))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

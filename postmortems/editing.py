@@ -18,6 +18,8 @@ from django.forms.models import construct_instance
 from django.utils import timezone
 
 from accounts.models import User
+from integrations import webhooks
+from integrations.models import Event
 from postmortems import notifications, search, workflow
 from postmortems.forms import may_change_owner
 from postmortems.models import (
@@ -125,6 +127,8 @@ def save_step(
         for form in forms:
             if isinstance(form, BaseFormSet):
                 form.save()
+                if step == "actions":
+                    _action_item_events(form, locked, by)
             else:
                 _save_incident_form(form, locked)
         revision = locked.bump_revision(steps=[step], also=("last_step",))
@@ -134,6 +138,16 @@ def save_step(
             notifications.record(NotificationKind.RELATED_OPEN_ITEMS, locked.pk)
     incident.revision = revision
     return revision
+
+
+def _action_item_events(formset: BaseFormSet, incident: Incident, by) -> None:
+    """Webhook events for the items this save added or changed (integrations/webhooks.py)."""
+    for item in formset.new_objects:
+        webhooks.emit(Event.ACTION_ITEM_CREATED, incident=incident, actor=by, item=item)
+    for item, changed in formset.changed_objects:
+        webhooks.emit(
+            Event.ACTION_ITEM_UPDATED, incident=incident, actor=by, item=item, extra={"changes": changed}
+        )
 
 
 def _keep_owner_unless_allowed(form, locked: Incident, by) -> None:

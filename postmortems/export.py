@@ -2,25 +2,8 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
-
 from postmortems.changes import format_time, one_line
-from postmortems.models import ActionItem, ContributingFactor, Incident, Lesson, factor_tree
-
-
-def with_sections(queryset: QuerySet) -> QuerySet:
-    """Everything `to_markdown` reads, in a fixed number of queries."""
-    return queryset.select_related("owner").prefetch_related(
-        "committee",
-        "co_authors",
-        "tags",
-        "timeline_events",
-        "factors",
-        Prefetch(
-            "action_items", queryset=ActionItem.objects.select_related("owner").prefetch_related("factors")
-        ),
-        Prefetch("lessons", queryset=Lesson.objects.prefetch_related("action_items")),
-    )
+from postmortems.models import ContributingFactor, Incident, factor_tree
 
 
 def _section(number: int, heading: str, body: str | None, empty: str = "_Not written yet._") -> list[str]:

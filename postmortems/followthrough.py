@@ -30,6 +30,8 @@ from django.db.models.query import EmptyQuerySet
 from django.utils import timezone
 
 from accounts.models import User
+from integrations import webhooks
+from integrations.models import Event
 from postmortems.models import (
     FINISHED_LAST,
     UNFINISHED,
@@ -126,6 +128,13 @@ def update_action_item(
                 verb=ActivityVerb.ACTION_ITEM_UPDATED,
                 detail=f"“{locked.title}”: " + "; ".join(changes),
                 revision=incident.revision,
+            )
+            webhooks.emit(
+                Event.ACTION_ITEM_UPDATED,
+                incident=incident,
+                actor=by,
+                item=locked,
+                extra={"changes": changes},
             )
     for name in ("status", "completed_at", "wont_do_reason", "backlog_link", "due_date", "updated_at"):
         setattr(item, name, getattr(locked, name))

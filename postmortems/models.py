@@ -212,6 +212,23 @@ class IncidentQuerySet(models.QuerySet):
         found.sort(key=lambda other: (-other.common, -other.pk))
         return found[:limit]
 
+    def with_parts(self) -> IncidentQuerySet:
+        """Each incident with everything its page, review step and export show of it: owner, people,
+        tags, timeline, factors and action items and lessons with their links, in a fixed number of
+        queries."""
+        return self.select_related("owner").prefetch_related(
+            "tags",
+            "co_authors",
+            "committee",
+            "timeline_events",
+            models.Prefetch("factors", queryset=ContributingFactor.objects.prefetch_related("action_items")),
+            models.Prefetch(
+                "action_items",
+                queryset=ActionItem.objects.select_related("owner").prefetch_related("factors"),
+            ),
+            models.Prefetch("lessons", queryset=Lesson.objects.prefetch_related("action_items")),
+        )
+
     def search(self, text: str) -> IncidentQuerySet:
         """Full-text search, best first (see postmortems/search.py for both databases' behaviour)."""
         from postmortems import search

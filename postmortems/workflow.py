@@ -21,6 +21,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from integrations import webhooks
+from integrations.models import Event
 from postmortems import changes, checks, notifications
 from postmortems.models import (
     Activity,
@@ -186,6 +188,7 @@ def request_review(incident: Incident, *, by: User) -> Incident:
         committee = ", ".join(str(member) for member in locked.committee.all())
         activity = _log(locked, by, ActivityVerb.REVIEW_REQUESTED, f"from {committee}")
         notifications.record(NotificationKind.REVIEW_REQUESTED, activity.pk)
+        webhooks.emit(Event.REVIEW_REQUESTED, incident=locked, actor=by)
     _sync(incident, locked)
     return incident
 
@@ -236,6 +239,7 @@ def _sign_off(incident: Incident, *, by: User, decision: str, revision: int, com
         verb = ActivityVerb.APPROVED if decision == Decision.APPROVE else ActivityVerb.CHANGES_REQUESTED
         _log(locked, by, verb, comment)
         notifications.record(NotificationKind.SIGNED_OFF, sign_off.pk)
+        webhooks.sign_off_event(sign_off)
     return sign_off
 
 
@@ -267,6 +271,7 @@ def publish(incident: Incident, *, by: User, as_staff: bool = False) -> Incident
         locked.save(update_fields=["status", "published_at", "updated_at"])
         activity = _log(locked, by, ActivityVerb.PUBLISHED, staff=staff)
         notifications.record(NotificationKind.PUBLISHED, activity.pk)
+        webhooks.emit(Event.PUBLISHED, incident=locked, actor=by)
     _sync(incident, locked)
     return incident
 
@@ -287,6 +292,7 @@ def reopen(incident: Incident, *, by: User, reason: str) -> Incident:
         locked.revision += 1
         locked.save(update_fields=["status", "published_at", "revision", "updated_at"])
         _log(locked, by, ActivityVerb.REOPENED, reason, staff=staff)
+        webhooks.emit(Event.REOPENED, incident=locked, actor=by, extra={"reason": reason})
     _sync(incident, locked)
     return incident
 

@@ -5,7 +5,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, ValidationError
 from django.core.files.storage import default_storage
-from django.db.models import Prefetch
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -27,11 +26,8 @@ from postmortems.forms import (
 )
 from postmortems.markdown import render_markdown
 from postmortems.models import (
-    ActionItem,
     ActivityVerb,
-    ContributingFactor,
     Incident,
-    Lesson,
     Status,
     factor_tree,
 )
@@ -222,23 +218,7 @@ def _factor_rows(formset) -> list[tuple]:
 
 
 def _add_review_step_context(context: dict, incident: Incident, user) -> None:
-    full = (
-        Incident.objects.filter(pk=incident.pk)
-        .select_related("owner")
-        .prefetch_related(
-            "committee",
-            "co_authors",
-            "tags",
-            "timeline_events",
-            Prefetch("factors", queryset=ContributingFactor.objects.prefetch_related("action_items")),
-            Prefetch(
-                "action_items",
-                queryset=ActionItem.objects.select_related("owner").prefetch_related("factors"),
-            ),
-            Prefetch("lessons", queryset=Lesson.objects.prefetch_related("action_items")),
-        )
-        .get()
-    )
+    full = Incident.objects.with_parts().get(pk=incident.pk)
     context["full"] = full
     context["findings"] = findings = run_checks(full)
     # The step's own "Request review" button, under the same rules as the postmortem page's.

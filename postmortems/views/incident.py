@@ -20,11 +20,8 @@ from postmortems.forms import (
 )
 from postmortems.markdown import render_markdown
 from postmortems.models import (
-    ActionItem,
-    ContributingFactor,
     Decision,
     Incident,
-    Lesson,
     SignOff,
     Status,
     factor_tree,
@@ -32,7 +29,7 @@ from postmortems.models import (
 
 
 def _readable_incident(request, pk) -> Incident:
-    return get_object_or_404(export.with_sections(Incident.objects.visible_to(request.user)), pk=pk)
+    return get_object_or_404(Incident.objects.visible_to(request.user).with_parts(), pk=pk)
 
 
 def incident_export(request, pk):
@@ -58,26 +55,11 @@ class IncidentDetailView(DetailView):
     context_object_name = "incident"
 
     def get_queryset(self):
+        current = SignOff.objects.filter(is_current=True).select_related("reviewer")
         return (
             Incident.objects.visible_to(self.request.user)
-            .select_related("owner")
-            .prefetch_related(
-                "tags",
-                "co_authors",
-                "committee",
-                "timeline_events",
-                Prefetch("factors", queryset=ContributingFactor.objects.prefetch_related("action_items")),
-                Prefetch(
-                    "action_items",
-                    queryset=ActionItem.objects.select_related("owner").prefetch_related("factors"),
-                ),
-                Prefetch("lessons", queryset=Lesson.objects.prefetch_related("action_items")),
-                Prefetch(
-                    "sign_offs",
-                    queryset=SignOff.objects.filter(is_current=True).select_related("reviewer"),
-                    to_attr="current_sign_offs",
-                ),
-            )
+            .with_parts()
+            .prefetch_related(Prefetch("sign_offs", queryset=current, to_attr="current_sign_offs"))
         )
 
     def get_context_data(self, **kwargs):

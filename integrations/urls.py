@@ -1,0 +1,15 @@
+from django.urls import path
+
+from integrations import views
+
+app_name = "integrations"
+
+urlpatterns = [
+    path("settings/integrations/", views.settings_page, name="settings"),
+    path("settings/integrations/endpoints/<int:pk>/", views.endpoint_page, name="endpoint"),
+    path("settings/integrations/endpoints/<int:pk>/test/", views.endpoint_test, name="endpoint_test"),
+    path("settings/integrations/endpoints/<int:pk>/delete/", views.endpoint_delete, name="endpoint_delete"),
+    path("settings/integrations/deliveries/<int:pk>/redeliver/", views.redeliver, name="redeliver"),
+    path("accounts/profile/tokens/", views.token_create, name="token_create"),
+    path("accounts/profile/tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
+]
