@@ -54,6 +54,7 @@ def test_every_page_type_has_no_serious_accessibility_violation(
         *(f"/postmortems/{draft.pk}/edit/{step}/" for step in ("lessons", "actions", "review")),
         f"/postmortems/{published.pk}/edit/basics/",  # 403
         "/postmortems/999999/",  # 404
+        "/accounts/profile/",
     ]
     found = []
     for viewport, scheme in VIEWS:
