@@ -151,3 +151,33 @@ def test_timeline_rows_autosave_once_each_and_removal_waits_for_save(
     page.get_by_role("button", name="Save draft").click()
     page.wait_for_load_state()
     assert list(events.values_list("description", flat=True)) == ["Config push sets pool size to 5"]
+
+
+def test_timeline_rows_saved_by_someone_else_meanwhile_show_both_versions(
+    transactional_db, live_server, new_page, sign_in
+):
+    alice = UserFactory(username="alice", password=PASSWORD, display_name="Alice Moreau")
+    bob = UserFactory(username="bob", password=PASSWORD)
+    incident = IncidentFactory(owner=alice, co_authors=[bob], status=Status.DRAFT, time_zone="UTC")
+    url = f"{live_server.url}/postmortems/{incident.pk}/edit/timeline/"
+    first, second = new_page(), new_page()
+    sign_in(first, "alice", PASSWORD)
+    sign_in(second, "bob", PASSWORD)
+    first.goto(url)
+    second.goto(url)
+
+    first.locator('[name="timeline-0-occurred_at"]').fill("2026-03-04T09:00")
+    first.locator('[name="timeline-0-description"]').fill("Alice's trigger")
+    expect(first.locator("[data-autosave-status]")).to_contain_text("Saved")  # autosaved
+
+    second.locator('[name="timeline-0-occurred_at"]').fill("2026-03-04T09:05")
+    second.locator('[name="timeline-0-description"]').fill("Bob's detection")
+    expect(second.locator("[data-autosave-status]")).to_contain_text("someone else changed this step")
+    second.get_by_role("button", name="Save draft").click()
+    second.wait_for_load_state()
+    expect(second.get_by_test_id("conflict")).to_contain_text("Alice Moreau saved revision")
+    expect(second.get_by_test_id("saved-version")).to_contain_text("Alice's trigger")
+    expect(second.locator('[name="timeline-0-description"]')).to_have_value("Bob's detection")  # not lost
+    assert list(TimelineEvent.objects.filter(incident=incident).values_list("description", flat=True)) == [
+        "Alice's trigger"
+    ]
