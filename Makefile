@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install install-dev install-bench migrate seed bench relevance clean
+.PHONY: run test lint format install install-dev install-bench migrate seed bench relevance clean axe
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Hindsight needs Python 3.11 or newer"'
@@ -38,6 +38,17 @@ run: seed
 	@echo "Hindsight on http://$(HOST):$(PORT)/ — sign in as alice, bob or carol with password hindsight-demo"
 	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# axe-core checks accessibility in the browser tests (tests/browser/test_accessibility.py); npm puts it in a
+# git-ignored folder, and the tests hand the file to the browser themselves (no CDN).
+AXE_VERSION ?= 4.10.3
+AXE := .cache/axe/node_modules/axe-core/axe.min.js
+
+$(AXE):
+	@if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix .cache/axe axe-core@$(AXE_VERSION); \
+	else echo "no npm: the accessibility test will be skipped"; fi
+
+axe: $(AXE)
+
 # The OpenID Connect provider the single sign-on test signs in through (npm `oidc-provider`); without npm
 # the test is skipped with a message.
 OIDC_PROVIDER := tests/browser/oidc_provider
@@ -45,7 +56,7 @@ $(OIDC_PROVIDER)/node_modules/.installed: $(OIDC_PROVIDER)/package.json $(OIDC_P
 	@if command -v npm >/dev/null; then cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; \
 	else echo "no npm: the single sign-on test will be skipped"; fi
 
-test: install-dev $(OIDC_PROVIDER)/node_modules/.installed
+test: install-dev $(OIDC_PROVIDER)/node_modules/.installed $(AXE)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install-dev
@@ -71,4 +82,4 @@ relevance: install-bench
 	$(BIN)/python bench/relevance.py
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache $(OIDC_PROVIDER)/node_modules
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .cache $(OIDC_PROVIDER)/node_modules

@@ -1,3 +1,4 @@
+import functools
 import zoneinfo
 
 from django.conf import settings
@@ -36,7 +37,9 @@ def in_zone(value, tz: zoneinfo.ZoneInfo):
         return timezone.localtime(value, zoneinfo.ZoneInfo("UTC"))
 
 
+@functools.cache
 def time_zone_choices() -> list[tuple[str, str]]:
+    # Reading the system's zone list takes longer than rendering a whole form; it changes with a deploy.
     return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
 
 

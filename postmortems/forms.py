@@ -15,7 +15,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.forms.fields import BaseTemporalField
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
 from django.http import QueryDict
@@ -29,6 +29,7 @@ from taggit.forms import TagField, TagWidget
 from taggit.models import Tag
 
 from accounts.models import Team, validate_time_zone
+from postmortems.importing import ARCHIVE_USERNAME
 from postmortems.models import (
     ActionItem,
     ActionItemStatus,
@@ -209,7 +210,132 @@ def _checkbox_list() -> forms.CheckboxSelectMultiple:
 
 
 def _people():
-    return get_user_model().objects.filter(is_active=True).order_by("display_name", "username")
+    """Everyone who may be picked for a postmortem: active people, never the public archive's pseudo-user."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .exclude(username=ARCHIVE_USERNAME)
+        .order_by("display_name", "username")
+    )
+
+
+def search_people(text: str, *, limit: int = 20):
+    """Active people whose name, username, e-mail or team contains `text`, for the people picker."""
+    text = text.strip()[:100]
+    if not text:
+        return _people().none()
+    matches = (
+        Q(username__icontains=text)
+        | Q(display_name__icontains=text)
+        | Q(first_name__icontains=text)
+        | Q(last_name__icontains=text)
+        | Q(email__icontains=text)
+    )
+    in_team = Team.members.through.objects.filter(user_id=OuterRef("pk"), team__name__icontains=text)
+    return _people().filter(matches | Exists(in_team))[:limit]
+
+
+def _tokens(value) -> list[str]:
+    """Usernames (or ids) as posted: one "alice, bob" field, several values, or a list of ids."""
+    if value in (None, ""):
+        return []
+    values = value if isinstance(value, list | tuple) else [value]
+    return [token.strip() for item in values for token in str(item).split(",") if token.strip()]
+
+
+class PeopleInput(forms.TextInput):
+    """A plain text field of usernames ("alice, bob"), which static/js/people_picker.js turns into a
+    type-ahead over /postmortems/people.json; without JavaScript, typing usernames works as it is."""
+
+    def __init__(self, *, multiple: bool = False, attrs=None):
+        self.multiple = multiple
+        defaults = {
+            "autocomplete": "off",
+            "spellcheck": "false",
+            "data-people-picker": "many" if multiple else "one",
+        }
+        super().__init__(attrs=defaults | (attrs or {}))
+
+    def value_from_datadict(self, data, files, name):
+        if self.multiple:
+            return _tokens(data.getlist(name) if hasattr(data, "getlist") else data.get(name))
+        return data.get(name)
+
+    def format_value(self, value):
+        """Stored values arrive as ids (or people) and are shown as usernames; typed text stays as typed."""
+        values = value if isinstance(value, list | tuple) else [value]
+        ids = [getattr(v, "pk", v) for v in values if isinstance(v, int) or hasattr(v, "pk")]
+        names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
+        shown = []
+        for v in values:
+            if hasattr(v, "username"):
+                shown.append(v.username)
+            elif isinstance(v, int):
+                shown.append(names.get(v, str(v)))
+            else:
+                shown.extend(_tokens(v))
+        if not shown:
+            return None
+        return ", ".join(shown) + (", " if self.multiple else "")
+
+
+def _find_people(queryset, tokens: list[str]) -> tuple[dict[str, object], list[str]]:
+    ids = [int(token) for token in tokens if token.isascii() and token.isdigit()]
+    found = queryset.filter(Q(username__in=tokens) | Q(pk__in=ids))
+    people = list(found)
+    by_token = {person.username: person for person in people}
+    for person in people:  # a username wins over an id that reads the same
+        by_token.setdefault(str(person.pk), person)
+    return by_token, [token for token in tokens if token not in by_token]
+
+
+def _unknown(missing: list[str]) -> ValidationError:
+    names = ", ".join(f"“{token}”" for token in missing)
+    return ValidationError(
+        f"No active person with the username {names}. "
+        "Type part of a name, username, e-mail or team to find them."
+    )
+
+
+class PersonField(forms.ModelChoiceField):
+    """One person, typed as a username (an id is accepted too, as the form posted before the picker)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("queryset", _people())
+        kwargs.setdefault("widget", PeopleInput())
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        tokens = _tokens(value)
+        if not tokens:
+            return None
+        found, missing = _find_people(self.queryset, tokens[:1])
+        if missing:
+            raise _unknown(missing)
+        return found[tokens[0]]
+
+
+class PeopleField(forms.ModelMultipleChoiceField):
+    """Several people, typed as usernames separated by commas."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("queryset", _people())
+        kwargs.setdefault("widget", PeopleInput(multiple=True))
+        super().__init__(**kwargs)
+
+    def _check_values(self, value):
+        tokens = list(dict.fromkeys(_tokens(value)))
+        found, missing = _find_people(self.queryset, tokens)
+        if missing:
+            raise _unknown(missing)
+        return self.queryset.filter(pk__in={person.pk for person in found.values()})
+
+    def has_changed(self, initial, data):
+        try:
+            chosen = {str(person.pk) for person in self._check_values(data)}
+        except ValidationError:
+            return True
+        return chosen != {str(v) for v in self.prepare_value(initial or [])}
 
 
 def may_change_owner(incident: Incident, user) -> bool:
@@ -249,11 +375,12 @@ class IncidentBasicsForm(forms.ModelForm):
         ]
         field_classes = dict.fromkeys(
             ("started_at", "detected_at", "mitigated_at", "resolved_at"), WallClockField
-        )
+        ) | {"owner": PersonField, "committee": PeopleField, "co_authors": PeopleField}
         widgets = {
             "incident_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-            "committee": _checkbox_list(),
-            "co_authors": _checkbox_list(),
+            "owner": PeopleInput(),
+            "committee": PeopleInput(multiple=True),
+            "co_authors": PeopleInput(multiple=True),
             "teams": _checkbox_list(),
         }
 
@@ -263,12 +390,25 @@ class IncidentBasicsForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         people = _people()
         self.fields["owner"].queryset = people
+        self.fields[
+            "owner"
+        ].help_text = (
+            "Who owns the postmortem process: a username; type part of a name, e-mail or team to search."
+        )
         if editor is not None and not may_change_owner(self.instance, editor):
             # Posted values are ignored; postmortems/editing.py keeps the owner whatever the form says.
             self.fields["owner"].disabled = True
             self.fields["owner"].help_text = "Only the owner hands a postmortem over to someone else."
         self.fields["committee"].queryset = people
         self.fields["co_authors"].queryset = people
+        self.fields[
+            "committee"
+        ].help_text = (
+            "Who verifies its quality before it is published: usernames separated by commas; type to search."
+        )
+        self.fields[
+            "co_authors"
+        ].help_text = "People who may edit it with the owner: usernames separated by commas; type to search."
         self.fields["teams"].queryset = Team.objects.order_by("name")
         for name in self.TIME_FIELDS:
             self.fields[name].zone = self.instance.tz if self.instance.pk else None
@@ -354,11 +494,17 @@ class TimelineEventForm(IncidentRowForm):
     class Meta:
         model = TimelineEvent
         fields = ["occurred_at", "zone", "kind", "description", "link"]
-        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+        widgets = {"description": forms.Textarea(attrs={"rows": 1})}
 
     def setup_fields(self):
         self.fields["occurred_at"].zone = self.incident.tz
         self.fields["zone"].initial = self.incident.time_zone
+        # One compact row per event (edit/_timeline_row.html renders the bare widgets).
+        for name, field in self.fields.items():
+            css = "form-select form-select-sm" if name == "kind" else "form-control form-control-sm"
+            field.widget.attrs["class"] = css
+        self.fields["link"].widget.attrs["placeholder"] = "https://… graph or log"
+        self.fields["description"].widget.attrs["placeholder"] = "What happened"
 
     def clean(self):
         cleaned = super().clean()
@@ -386,6 +532,13 @@ class ContributingFactorForm(IncidentRowForm):
         parent.queryset = self.incident.factors.all()
         parent.label = "Answers “why?” for"
         parent.empty_label = "— a starting point (no parent) —"
+        # A compact row of the "why?" tree (edit/_factor_row.html renders the bare widgets).
+        self.fields["description"].widget.attrs.update(
+            {"class": "form-control", "placeholder": "What contributed? Then ask “why?” again."}
+        )
+        self.fields["category"].widget.attrs["class"] = "form-select form-select-sm w-auto"
+        parent.widget.attrs["class"] = "form-select form-select-sm w-auto d-inline-block"
+        self.fields["is_human_error"].widget.attrs["class"] = "form-check-input"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -424,13 +577,17 @@ class ActionItemForm(IncidentRowForm):
     class Meta:
         model = ActionItem
         fields = ["title", "owner", "priority", "due_date", "backlog_link", "factors", "lessons"]
+        field_classes = {"owner": PersonField}
         widgets = {
+            "owner": PeopleInput(),
             "due_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "factors": _checkbox_list(),
         }
 
     def setup_fields(self):
         self.fields["owner"].queryset = _people()
+        if self.instance.pk and self.instance.owner_id:  # shown by name without a query per row
+            self.initial["owner"] = self.instance.owner.username
         self.fields["factors"].queryset = self.incident.factors.all()
         self.fields["factors"].label = "Addresses factors"
         self.fields["lessons"].queryset = self.incident.lessons.all()
@@ -510,7 +667,7 @@ def _formset(model, form, *, shared: tuple[str, ...], extra: int):
         formset=FactorFormSet if model is ContributingFactor else IncidentFormSet,
         extra=extra,
         can_delete=True,
-        can_delete_extra=False,
+        can_delete_extra=True,  # a row added in the page can be removed (and the removal undone) in it too
         max_num=500,
     )
     formset.shared_choices = shared
@@ -522,7 +679,7 @@ ROW_FORMS = {
     "timeline": (TimelineEvent, TimelineEventForm, (), ()),
     "factors": (ContributingFactor, ContributingFactorForm, ("parent",), ()),
     "lessons": (Lesson, LessonForm, ("action_items",), ("action_items",)),
-    "actions": (ActionItem, ActionItemForm, ("owner", "factors", "lessons"), ("factors", "lessons")),
+    "actions": (ActionItem, ActionItemForm, ("factors", "lessons"), ("owner", "factors", "lessons")),
 }
 INCIDENT_FORMS = {
     "basics": IncidentBasicsForm,
@@ -545,10 +702,14 @@ def step_forms(
     if step not in ROW_FORMS:
         return []
     model, form, shared, prefetch = ROW_FORMS[step]
-    rows = 1 + max(0, min(extra, MAX_EXTRA_ROWS))
-    formset_class = _formset(model, form, shared=shared, extra=rows)
+    formset_class = _formset(model, form, shared=shared, extra=0)
     queryset = model.objects.filter(incident=incident).prefetch_related(*prefetch)
     formset = formset_class(data, instance=incident, queryset=queryset, prefix=step)
+    # No blank row to skip over: blank rows only when asked for, or one to start an empty step with.
+    rows = max(0, min(extra, MAX_EXTRA_ROWS))
+    if why is not None or (data is None and not formset.initial_form_count()):
+        rows = max(rows, 1)
+    formset.extra = rows
     if why is not None:
         formset.initial_extra = [{"parent": why}]
     return [formset]

@@ -468,12 +468,20 @@ def bar_chart(
 
     `every` labels only every n-th bar on the x axis, so that two years of months stay readable.
     """
-    height = 220
     left, right, top, bottom = 40, 8, 16, 34
-    plot_w, plot_h = width - left - right, height - top - bottom
+    plot_w = width - left - right
+    slot = plot_w / max(len(bars), 1)
+    # Labels never overlap: the SVG scales as a whole, so this holds at every screen width. A label wider
+    # than its room goes on a second line (every other one), and if that is not enough, fewer are labelled.
+    widest = max((_label_width(label) for label, _value in bars), default=0)
+    staggered = widest > slot * every - LABEL_GAP
+    if staggered:
+        every = max(every, math.ceil((widest + LABEL_GAP) / (2 * slot)))
+        bottom += LABEL_LINE
+    height = 220 + (LABEL_LINE if staggered else 0)
+    plot_h = height - top - bottom
     top_value = max((value for _label, value in bars), default=0)
     scale_max = nice_ceiling(top_value)
-    slot = plot_w / max(len(bars), 1)
     bar_w = max(slot * 0.72, 1)
     parts = []
     for tick in (0, scale_max / 2, scale_max):
@@ -506,11 +514,12 @@ def bar_chart(
             )
         )
         if i % every == 0:
+            second_line = staggered and (i // every) % 2 == 1
             parts.append(
                 format_html(
                     '<text x="{}" y="{}" class="label" text-anchor="middle">{}</text>',
                     _n(x + bar_w / 2),
-                    height - bottom + 16,
+                    height - bottom + 16 + (LABEL_LINE if second_line else 0),
                     label,
                 )
             )
@@ -530,6 +539,17 @@ def bar_chart(
         summary,
         mark_safe("".join(parts)),  # each part was built by format_html above
     )
+
+
+# Axis labels are 11 px (static/css/hindsight.css); a character is at most about 0.62 em wide in the system
+# sans-serif fonts, digits and en dashes included.
+LABEL_CHAR_WIDTH = 11 * 0.62
+LABEL_GAP = 4
+LABEL_LINE = 14
+
+
+def _label_width(label: str) -> float:
+    return len(label) * LABEL_CHAR_WIDTH
 
 
 def _n(value: float) -> str:

@@ -10,8 +10,10 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Count, OuterRef, Prefetch, Subquery
 from django.utils import timezone
+from taggit.models import TaggedItem
 
 from accounts.models import User
 from postmortems import followthrough, workflow
@@ -19,7 +21,9 @@ from postmortems.models import (
     ActionItem,
     Activity,
     ActivityVerb,
+    FactorCategory,
     Incident,
+    SentNotification,
     SignOff,
     Status,
     Visibility,
@@ -202,16 +206,43 @@ def review_reminders(now: dt.datetime) -> int:
     return sent
 
 
+# Related open items are e-mailed only when the relation is strong (issue 17): at least this many tags in
+# common, not counting the most common tags, or a contributing-factor category in common; and an item is
+# mentioned to its owner at most once in RELATED_ITEM_QUIET_DAYS, whichever postmortem brings it up.
+RELATED_MIN_UNCOMMON_TAGS = 2
+RELATED_COMMON_TAGS = 10
+RELATED_ITEM_QUIET_DAYS = 7
+
+
+def most_common_tag_ids(limit: int = RELATED_COMMON_TAGS) -> set[int]:
+    """The ids of the `limit` tags on the most postmortems: a tag everyone uses relates nothing."""
+    rows = (
+        TaggedItem.objects.filter(content_type=ContentType.objects.get_for_model(Incident))
+        .values("tag_id")
+        .annotate(n=Count("id"))
+        .order_by("-n", "tag_id")[:limit]
+    )
+    return {row["tag_id"] for row in rows}
+
+
+def _mentioned_lately(now: dt.datetime) -> set[tuple[int, int]]:
+    """(item id, owner id) of related items mentioned to their owner within the quiet period."""
+    keys = SentNotification.objects.filter(
+        key__startswith="related-open-item:", sent_at__gte=now - dt.timedelta(days=RELATED_ITEM_QUIET_DAYS)
+    ).values_list("key", flat=True)
+    return {tuple(int(part) for part in key.split(":")[1:3]) for key in keys}
+
+
 def related_open_items_emails(incident_id: int) -> int:
-    """Owners of unfinished action items on older postmortems that share a tag with this new one hear about
-    it, once per (postmortem, owner). Restricted postmortems are left out. The new postmortem is a draft,
-    visible only to its people (DESIGN.md section 6), so the email does not name it or its owner; and each
-    owner hears only of their items on incidents they may see (a restricted or draft one may be among them).
+    """Owners of unfinished action items on older postmortems strongly related to this new one hear about
+    it, once per (postmortem, owner), and of each item at most once a week. Restricted postmortems are left
+    out. The new postmortem is a draft, visible only to its people (DESIGN.md section 6), so the email does
+    not name it or its owner; and each owner hears only of their items on incidents they may see.
     """
     incident = (
         Incident.objects.exclude(status=Status.PUBLISHED)
         .exclude(visibility=Visibility.RESTRICTED)
-        .prefetch_related("tags")
+        .prefetch_related("tags", "factors")
         .filter(pk=incident_id)
         .first()
     )
@@ -222,13 +253,27 @@ def related_open_items_emails(incident_id: int) -> int:
         .filter(owner__isnull=False, owner__is_active=True)
         .exclude(owner=incident.owner)
         .select_related("owner", "incident")
-        .prefetch_related("incident__tags")
+        .prefetch_related("incident__tags", "incident__factors", "factors")
         .order_by("due_date", "id")
     )
     tags = {tag.pk for tag in incident.tags.all()}
+    common = most_common_tag_ids()
+    categories = {factor.category for factor in incident.factors.all()}
+    now = timezone.now()
+    quiet = _mentioned_lately(now)
     by_owner: dict[User, list[ActionItem]] = defaultdict(list)
     for item in items:
-        item.shared_tags = [tag.name for tag in item.incident.tags.all() if tag.pk in tags]
+        shared = [tag for tag in item.incident.tags.all() if tag.pk in tags]
+        uncommon = [tag for tag in shared if tag.pk not in common]
+        # The categories of the factors the item addresses, or else of its postmortem's factors.
+        item_categories = {f.category for f in item.factors.all()} or {
+            f.category for f in item.incident.factors.all()
+        }
+        strong = len(uncommon) >= RELATED_MIN_UNCOMMON_TAGS or bool(categories & item_categories)
+        if not strong or (item.pk, item.owner_id) in quiet:
+            continue
+        item.shared_tags = [tag.name for tag in shared]
+        item.shared_categories = sorted(FactorCategory(c).label.lower() for c in categories & item_categories)
         by_owner[item.owner].append(item)
     sent = 0
     for owner, owned in by_owner.items():
@@ -236,7 +281,7 @@ def related_open_items_emails(incident_id: int) -> int:
         owned = [item for item in owned if item.pk in visible]
         if not owned:
             continue
-        sent += send_once(
+        if send_once(
             f"related-open-items:{incident.pk}:{owner.pk}",
             to=owner,
             template="related_open_items",
@@ -244,7 +289,15 @@ def related_open_items_emails(incident_id: int) -> int:
                 "items": owned,
                 "shared_tags": sorted({name for item in owned for name in item.shared_tags}),
             },
-        )
+        ):
+            sent += 1
+            SentNotification.objects.bulk_create(
+                [
+                    SentNotification(key=f"related-open-item:{item.pk}:{owner.pk}:{incident.pk}")
+                    for item in owned
+                ],
+                ignore_conflicts=True,
+            )
     return sent
 
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("postmortems/new/", authoring.IncidentCreateView.as_view(), name="new"),
     path("postmortems/drafts/", authoring.my_drafts, name="drafts"),
     path("postmortems/tags.json", authoring.tag_suggestions, name="tag_suggestions"),
+    path("postmortems/people.json", authoring.people_suggestions, name="people"),
     path("postmortems/<int:pk>/edit/", authoring.edit_start, name="edit_start"),
     path("postmortems/<int:pk>/edit/<slug:step>/", authoring.StepEditView.as_view(), name="edit"),
     path("postmortems/<int:pk>/upload/", authoring.upload_image, name="upload"),

@@ -45,17 +45,6 @@ def zoned_time(context, value, zone_name):
     )
 
 
-MAX_DEPTH_CLASS = 8
-
-
-@register.filter
-def depth_class(depth) -> str:
-    """`depth-N` (static/css/hindsight.css indents by it): a class, as the page's Content-Security-Policy
-    refuses style attributes. Deeper than MAX_DEPTH_CLASS is drawn at that depth."""
-    try:
-        return f"depth-{min(max(int(depth or 0), 0), MAX_DEPTH_CLASS)}"
-    except (TypeError, ValueError):
-        return "depth-0"
 
 
 @register.filter
@@ -77,3 +66,16 @@ def query_with(request, **changes) -> str:
 @register.simple_tag(takes_context=True)
 def url_with(context, **changes):
     return query_with(context["request"], **changes)
+
+
+@register.filter
+def ago(value) -> str:
+    """A recent moment as a person says it: “just now”, “5 minutes ago”, “3 days ago” (one unit only)."""
+    if not value:
+        return ""
+    from django.utils import timezone
+    from django.utils.timesince import timesince
+
+    if (timezone.now() - value).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(value, depth=1)} ago"

@@ -15,17 +15,19 @@ from django.views.static import serve as static_serve
 from taggit.models import Tag
 
 from accounts.models import time_zone_choices, zone
-from postmortems import editing, uploads
+from postmortems import editing, uploads, workflow
 from postmortems.checks import run_checks
 from postmortems.forms import (
     IncidentBasicsForm,
     RevisionForm,
+    search_people,
     step_forms,
 )
 from postmortems.markdown import render_markdown
 from postmortems.models import (
     ActivityVerb,
     Incident,
+    Status,
     Upload,
     factor_tree,
 )
@@ -37,8 +39,10 @@ def _editable_incident(request, pk: int) -> Incident:
     """The incident if the user may edit it: 404 when they cannot see it, 403 when they may not edit it."""
     visible = editing.with_progress(Incident.objects.visible_to(request.user)).prefetch_related("co_authors")
     incident = get_object_or_404(visible, pk=pk)
+    if incident.status == Status.PUBLISHED:
+        raise PermissionDenied("Published postmortems are read-only; Reopen it to edit.")
     if not incident.can_edit(request.user):
-        raise PermissionDenied("Only the owner and co-authors edit a postmortem, until it is published.")
+        raise PermissionDenied("Only the owner and co-authors edit a postmortem; ask its owner to add you.")
     return incident
 
 
@@ -117,11 +121,20 @@ class StepEditView(View):
             return self.render(forms, revision_form)
         if autosave:
             saved_at = timezone.localtime(timezone.now(), zone(request.user.time_zone))
-            return JsonResponse({"revision": revision, "saved_at": f"{saved_at:%H:%M}"})
-        return self.redirect_after(action)
+            body = {"revision": revision, "saved_at": f"{saved_at:%H:%M}", "rows": _new_rows(forms)}
+            return JsonResponse(body)
+        return self.redirect_after(action, forms)
 
-    def redirect_after(self, action: str):
+    def redirect_after(self, action: str, forms=()):
         url = reverse("postmortems:edit", args=[self.incident.pk, self.step])
+        if action.startswith("why-row-"):  # "why?" under a factor added in the page: now saved, answer it
+            raw = action[len("why-row-") :]
+            rows = forms[0].forms if forms and hasattr(forms[0], "forms") else []
+            index = int(raw) if raw.isascii() and raw.isdigit() else len(rows)
+            saved = rows[index].instance.pk if index < len(rows) else None
+            if saved:
+                return redirect(f"{url}?why={saved}#new-row")
+            action = "draft"
         if action == "continue":
             return redirect("postmortems:edit", self.incident.pk, editing.next_step(self.step))
         if action == "add":
@@ -152,6 +165,18 @@ class StepEditView(View):
             _add_review_step_context(context, incident, self.request.user)
         status = 409 if conflict else 200
         return TemplateResponse(self.request, "postmortems/edit/step.html", context, status=status)
+
+
+def _new_rows(forms) -> dict[str, int]:
+    """The rows an autosave created, by form prefix: the page gives each its id, so that the next autosave
+    edits it instead of adding it again (static/js/authoring.js)."""
+    return {
+        form.prefix: form.instance.pk
+        for formset in forms
+        if hasattr(formset, "extra_forms")
+        for form in formset.extra_forms
+        if form.instance.pk and not form.cleaned_data.get("DELETE")
+    }
 
 
 def _autosave_errors(forms, revision_form) -> JsonResponse:
@@ -207,7 +232,9 @@ def _factor_rows(formset) -> list[tuple]:
 def _add_review_step_context(context: dict, incident: Incident, user) -> None:
     full = Incident.objects.with_parts().get(pk=incident.pk)
     context["full"] = full
-    context["findings"] = run_checks(full)
+    context["findings"] = findings = run_checks(full)
+    # The step's own "Request review" button, under the same rules as the postmortem page's.
+    context["actions"] = workflow.actions_for(full, user, current_sign_offs=(), findings=findings)
     context["factor_tree"] = factor_tree(full.factors.all())
     context["today"] = timezone.localdate()
     context["can_edit"] = True
@@ -246,6 +273,22 @@ def tag_suggestions(request):
         .distinct()[:10]
     )
     return JsonResponse({"tags": list(names)})
+
+
+def people_suggestions(request):
+    """/postmortems/people.json?q=ali: at most 20 active people matching a name, username, e-mail or team,
+    for the people picker (static/js/people_picker.js). Signed-in people only, like every page."""
+    people = search_people(request.GET.get("q", "")).prefetch_related("teams")
+    found = [
+        {
+            "username": person.username,
+            "name": str(person),
+            "email": person.email,
+            "teams": [team.name for team in person.teams.all()],
+        }
+        for person in people
+    ]
+    return JsonResponse({"people": found})
 
 
 @require_POST

@@ -26,7 +26,7 @@ def new_row_index(page, prefix):
 def test_author_writes_a_whole_postmortem_through_every_step(
     transactional_db, live_server, new_page, sign_in
 ):
-    alice = UserFactory(username="alice", password=PASSWORD, display_name="Alice Moreau")
+    UserFactory(username="alice", password=PASSWORD, display_name="Alice Moreau")
     UserFactory(username="rita", display_name="Rita Reviewer")
     page = new_page()
     sign_in(page, "alice", PASSWORD)
@@ -41,7 +41,13 @@ def test_author_writes_a_whole_postmortem_through_every_step(
     page.get_by_label("Mitigated").fill("2026-03-04T10:05")
     page.get_by_label("Resolved").fill("2026-03-04T12:00")
     page.get_by_label("Tags").fill("database, configuration")
-    page.locator("#div_id_committee").get_by_label("Rita Reviewer").check()
+    # The people picker, by keyboard: type part of a name, pick the match with Enter.
+    committee = page.get_by_role("combobox", name="Peer-review committee")
+    committee.press_sequentially("revie")
+    rita = page.get_by_role("option", name=re.compile("Rita Reviewer"))
+    expect(rita).to_have_attribute("aria-selected", "true")
+    committee.press("Enter")
+    expect(committee).to_have_value("rita, ")
     save_and_continue(page)
     incident = Incident.objects.get()
     expect(page).to_have_url(re.compile(rf"/postmortems/{incident.pk}/edit/impact/$"))
@@ -115,7 +121,15 @@ def test_author_writes_a_whole_postmortem_through_every_step(
         if i:
             page.get_by_role("button", name="Add another action item").click()
         page.locator(f'[name="actions-{i}-title"]').fill(title)
-        page.locator(f'[name="actions-{i}-owner"]').select_option(str(alice.pk))
+        owner = page.locator(f'[name="actions-{i}-owner"]')
+        if i == 0:  # picked from the type-ahead with the keyboard
+            owner.press_sequentially("Alice M")
+            owner.press("ArrowDown")
+            expect(page.get_by_role("option", name=re.compile("Alice Moreau"))).to_be_visible()
+            owner.press("Enter")
+            expect(owner).to_have_value("alice")
+        else:  # or typed as a username, as it works without JavaScript
+            owner.fill("alice")
         page.locator(f'[name="actions-{i}-priority"]').select_option(priority)
         page.locator(f'[name="actions-{i}-backlog_link"]').fill(f"https://tracker.example.com/OPS-{100 + i}")
         page.locator(f'[name="actions-{i}-factors"][value="{leaf.pk}"]').check()

@@ -378,7 +378,7 @@ def test_timeline_rows_are_added_edited_and_removed(client_for, incident, owner)
     assert incident.revision == 2
 
 
-def test_add_row_without_javascript_saves_and_offers_another_blank_row(client_for, incident, owner):
+def test_add_row_without_javascript_saves_and_offers_one_blank_row(client_for, incident, owner):
     data = formset_data(
         "timeline",
         [{"occurred_at": "2026-03-04T09:00", "zone": "UTC", "kind": "trigger", "description": "First"}],
@@ -389,7 +389,7 @@ def test_add_row_without_javascript_saves_and_offers_another_blank_row(client_fo
     page = client.get(response["Location"])
     formset = page.context["forms"][0]
     assert len(formset.initial_forms) == 1
-    assert len(formset.extra_forms) == 2
+    assert len(formset.extra_forms) == 1  # the one asked for; a step with rows has no standing blank row
 
 
 def test_why_button_saves_and_prefills_the_parent(client_for, incident, owner):
@@ -687,3 +687,21 @@ def test_autosave_key_names_the_person(client_for, incident, owner):
     page = client_for(owner).get("/postmortems/new/").content.decode()
     assert f'data-storage-key="hindsight:{owner.pk}:new:basics"' in page
     assert f'data-sign-out="{owner.pk}"' in page
+
+
+def test_why_under_a_new_row_saves_it_and_answers_it(client_for, incident, owner):
+    row = {"description": "Pool exhausted", "category": "technology", "parent": ""}
+    data = formset_data("factors", [row])
+    data |= {"expected_revision": "1", "_save": "why-row-0"}
+    response = client_for(owner).post(edit_url(incident, "factors"), data)
+    saved = ContributingFactor.objects.get(incident=incident)
+    assert response["Location"] == edit_url(incident, "factors") + f"?why={saved.pk}#new-row"
+
+
+def test_why_under_a_malformed_row_just_saves(client_for, incident, owner):
+    row = {"description": "Pool exhausted", "category": "technology", "parent": ""}
+    data = formset_data("factors", [row])
+    data |= {"expected_revision": "1", "_save": "why-row-x"}
+    response = client_for(owner).post(edit_url(incident, "factors"), data)
+    assert response["Location"] == edit_url(incident, "factors")
+    assert ContributingFactor.objects.filter(incident=incident).count() == 1

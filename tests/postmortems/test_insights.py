@@ -192,7 +192,9 @@ def test_insights_page_shows_figures_charts_and_sample_sizes(known, user, client
     assert 'data-testid="median-detect">55 min<' in content
     assert 'data-testid="p90-detect">1 h 31 min<' in content
     assert 'Time to mitigate <span class="sample">n = 5</span>' in content
-    assert "Too few to read: only 5 values" in content
+    assert "Too few to read: time to mitigate (only 5 values)" in content
+    spans = content[content.index('id="spans"') : content.index('id="follow-through"')]
+    assert spans.count('class="small-sample') == 1  # one warning for the group of charts
     assert "Known 1" not in content  # figures, not a list of incidents
     assert monthly_total(response) == 10
 

@@ -17,12 +17,20 @@ from postmortems.models import (
     Activity,
     ActivityVerb,
     Decision,
+    Incident,
     Priority,
     SentNotification,
     Status,
     Visibility,
 )
-from tests.factories import ActionItemFactory, IncidentFactory, SignOffFactory, TeamFactory, UserFactory
+from tests.factories import (
+    ActionItemFactory,
+    ContributingFactorFactory,
+    IncidentFactory,
+    SignOffFactory,
+    TeamFactory,
+    UserFactory,
+)
 
 # The real-worker fixtures of the review workflow's test: a `celery -A config worker` process on Redis.
 from tests.postmortems.test_celery_worker import broker_queue, worker  # noqa: F401
@@ -371,6 +379,7 @@ def test_reviewers_of_a_restricted_postmortem_are_reminded_they_may_see_it(db, c
 def test_owners_of_related_open_items_are_told_once(db, clock):
     item_owner = UserFactory()
     older = IncidentFactory(tags=["dns", "cache"], title="Older DNS outage")
+    ContributingFactorFactory(incident=older, category="process")
     ActionItemFactory(incident=older, owner=item_owner, title="Lower the TTL", due_date=None)
     ActionItemFactory(
         incident=older, owner=item_owner, title="Finished", status=ActionItemStatus.DONE, completed_at=clock()
@@ -378,6 +387,7 @@ def test_owners_of_related_open_items_are_told_once(db, clock):
     clock.advance(minutes=1)
     draft_owner = UserFactory(display_name="Dora Drafter")
     draft = IncidentFactory(status=Status.DRAFT, tags=["dns"], title="DNS again", owner=draft_owner)
+    ContributingFactorFactory(incident=draft, category="process")  # a strong relation: the same kind
 
     assert tasks.send_related_open_items(draft.pk) == 1
     assert tasks.send_related_open_items(draft.pk) == 0
@@ -388,7 +398,8 @@ def test_owners_of_related_open_items_are_told_once(db, clock):
     assert "Older DNS outage" in email.body
     assert "Finished" not in email.body
     assert "shared tags: dns" in email.body, email.body
-    assert "shares the tag dns with earlier incidents" in email.body
+    assert "it shares the tag dns with them" in email.body
+    assert "contributing factors of the same kind: process" in email.body
     # The draft is visible only to its people (DESIGN.md section 6): neither its title nor its owner.
     assert "DNS again" not in email.body + email.subject
     assert "Dora Drafter" not in email.body + email.subject
@@ -405,6 +416,9 @@ def test_related_open_items_of_incidents_the_owner_may_not_see_are_left_out(db, 
     ActionItemFactory(incident=other_draft, owner=item_owner, title="Draft item")
     clock.advance(minutes=1)
     new = IncidentFactory(status=Status.DRAFT, tags=["dns"])
+    ContributingFactorFactory(incident=new)  # technology, as every factor above: a strong relation
+    for incident in Incident.objects.exclude(pk=new.pk):
+        ContributingFactorFactory(incident=incident)
 
     assert tasks.send_related_open_items(new.pk) == 1
 
@@ -413,6 +427,52 @@ def test_related_open_items_of_incidents_the_owner_may_not_see_are_left_out(db, 
     for hidden in ("Secret DNS breach", "Rotate secret keys", "Unpublished DNS draft", "Draft item"):
         assert hidden not in email.body
     assert emails_to(hidden_only) == []
+
+
+def _common_tags(n: int = 10) -> None:
+    """n tags on more postmortems than any tag of the test: the most common ones, which relate nothing."""
+    for _ in range(3):
+        IncidentFactory(tags=[f"common-{i}" for i in range(n)])
+
+
+def test_one_generic_shared_tag_emails_nobody(db, clock):
+    item_owner = UserFactory()
+    _common_tags()
+    older = IncidentFactory(tags=["common-0", "dns"], title="Older outage")
+    ActionItemFactory(incident=older, owner=item_owner)
+    clock.advance(minutes=1)
+    draft = IncidentFactory(status=Status.DRAFT, tags=["common-0", "common-1", "dns"])
+    assert tasks.send_related_open_items(draft.pk) == 0  # one uncommon tag in common is not enough
+    assert mail.outbox == []
+
+
+def test_two_uncommon_shared_tags_email_the_owner(db, clock):
+    item_owner = UserFactory()
+    _common_tags()
+    older = IncidentFactory(tags=["common-0", "dns", "cache"], title="Older outage")
+    ActionItemFactory(incident=older, owner=item_owner, title="Lower the TTL")
+    clock.advance(minutes=1)
+    draft = IncidentFactory(status=Status.DRAFT, tags=["common-0", "dns", "cache"])
+    assert tasks.send_related_open_items(draft.pk) == 1
+    [email] = emails_to(item_owner)
+    assert "Lower the TTL" in email.body
+
+
+def test_a_related_item_is_mentioned_at_most_once_a_week(db, clock):
+    item_owner = UserFactory()
+    older = IncidentFactory(tags=["dns"])
+    ContributingFactorFactory(incident=older)
+    ActionItemFactory(incident=older, owner=item_owner, title="Lower the TTL")
+    clock.advance(minutes=1)
+    first, second, third = (IncidentFactory(status=Status.DRAFT, tags=["dns"]) for _ in range(3))
+    for draft in (first, second, third):
+        ContributingFactorFactory(incident=draft)
+    assert tasks.send_related_open_items(first.pk) == 1
+    clock.advance(days=6)
+    assert tasks.send_related_open_items(second.pk) == 0
+    clock.advance(days=1, minutes=1)
+    assert tasks.send_related_open_items(third.pk) == 1
+    assert len(emails_to(item_owner)) == 2
 
 
 def test_restricted_postmortems_do_not_announce_themselves(db, clock):
