@@ -10,6 +10,9 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.text import slugify
 
+# The pseudo-user that owns imported public postmortems (postmortems.importing): never a person to pick.
+ARCHIVE_USERNAME = "public-archive"
+
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():

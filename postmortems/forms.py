@@ -28,8 +28,7 @@ from markdownx.widgets import MarkdownxWidget
 from taggit.forms import TagField, TagWidget
 from taggit.models import Tag
 
-from accounts.models import Team, validate_time_zone
-from postmortems.importing import ARCHIVE_USERNAME
+from accounts.models import ARCHIVE_USERNAME, Team, validate_time_zone
 from postmortems.models import (
     ActionItem,
     ActionItemStatus,

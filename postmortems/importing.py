@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 from taggit.models import Tag
 
+from accounts.models import ARCHIVE_USERNAME
 from postmortems.forms import TAG_MAX_LENGTH
 from postmortems.models import Activity, ActivityVerb, Incident, Status, TimelineEvent, TimelineEventKind
 from postmortems.search import update_search_vector
@@ -135,9 +136,6 @@ def import_record(record: Record, *, owner) -> tuple[Incident, bool]:
     )
     update_search_vector(incident.pk)
     return incident, True
-
-
-ARCHIVE_USERNAME = "public-archive"
 
 
 def archive_owner():
