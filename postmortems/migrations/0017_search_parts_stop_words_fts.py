@@ -64,7 +64,7 @@ def drop_fts_table(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("postmortems", "0014_not_public_index_with_status"),
+        ("postmortems", "0016_tags_have_slugs"),
     ]
 
     operations = [
