@@ -52,6 +52,7 @@ PAGES = {
     "postmortems:new": lambda w: "/postmortems/new/",
     "postmortems:drafts": lambda w: "/postmortems/drafts/",
     "postmortems:tag_suggestions": lambda w: "/postmortems/tags.json",
+    "postmortems:people": lambda w: "/postmortems/people.json",
     "postmortems:edit_start": lambda w: f"/postmortems/{w.draft.pk}/edit/",
     "postmortems:edit": lambda w: f"/postmortems/{w.draft.pk}/edit/{w.step}/",
     "postmortems:upload": lambda w: f"/postmortems/{w.draft.pk}/upload/",
