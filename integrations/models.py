@@ -242,3 +242,61 @@ class SsoIdentity(models.Model):
 
     def get_absolute_url(self) -> str:
         return self.user.get_absolute_url()
+
+
+def new_inbox_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class AlertInbox(models.Model):
+    """A draft's incoming alert webhook: Alertmanager, Grafana or PagerDuty post to its URL (the secret is
+    part of it) while the incident is written up; what arrives waits as `PendingEvent`s for the author."""
+
+    incident = models.OneToOneField(
+        "postmortems.Incident", on_delete=models.CASCADE, related_name="alert_inbox", verbose_name="incident"
+    )
+    secret = models.CharField("secret", max_length=64, default=new_inbox_secret, editable=False)
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    rotated_at = models.DateTimeField("secret changed", null=True, blank=True)
+
+    class Meta:
+        ordering = ["incident"]
+        verbose_name = "alert inbox"
+        verbose_name_plural = "alert inboxes"
+
+    def __str__(self) -> str:
+        return f"Alerts for {self.incident}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("integrations:timeline_import", args=[self.incident_id])
+
+    def url_path(self) -> str:
+        return reverse("integrations:alert_inbox", args=[self.incident_id, self.secret])
+
+
+class PendingEvent(models.Model):
+    """A candidate timeline event that arrived by an alert webhook; it joins the timeline only when an
+    author accepts it on the import page."""
+
+    incident = models.ForeignKey(
+        "postmortems.Incident",
+        on_delete=models.CASCADE,
+        related_name="pending_events",
+        verbose_name="incident",
+    )
+    occurred_at = models.DateTimeField("time")
+    kind = models.CharField("kind", max_length=12, default="other")
+    description = models.TextField("description")
+    link = models.URLField("link", max_length=500, blank=True)
+    source = models.CharField("from", max_length=40, blank=True)
+    received_at = models.DateTimeField("received", auto_now_add=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        verbose_name = "pending timeline event"
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.description[:60]}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("integrations:timeline_import", args=[self.incident_id])

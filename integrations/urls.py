@@ -1,6 +1,6 @@
 from django.urls import path
 
-from integrations import views
+from integrations import import_views, views
 
 app_name = "integrations"
 
@@ -12,4 +12,7 @@ urlpatterns = [
     path("settings/integrations/deliveries/<int:pk>/redeliver/", views.redeliver, name="redeliver"),
     path("accounts/profile/tokens/", views.token_create, name="token_create"),
     path("accounts/profile/tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
+    path("postmortems/<int:pk>/edit/timeline/import/", import_views.import_events, name="timeline_import"),
+    path("postmortems/<int:pk>/edit/timeline/alert-webhook/", import_views.rotate_inbox, name="rotate_inbox"),
+    path("hooks/alerts/<int:pk>/<str:secret>/", import_views.alert_inbox, name="alert_inbox"),
 ]
