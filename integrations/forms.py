@@ -107,7 +107,11 @@ class ImportSourceForm(forms.Form):
         required=False,
         max_length=MAX_BYTES,
         widget=forms.Textarea(
-            attrs={"rows": 6, "placeholder": "14:02 Deploy of api v2.3 started\n14:09 Error-rate alert fired"}
+            attrs={
+                "rows": 6,
+                "class": "form-control font-monospace",
+                "placeholder": "14:02 Deploy of api v2.3 started\n14:09 Error-rate alert fired",
+            }
         ),
         help_text="One event a line, its time first: 14:02, 14:02:31, 2026-03-04 14:02, or ISO 8601 with an "
         "offset (2026-03-04T14:02:00+01:00). Times without a zone are read in the incident’s time zone.",

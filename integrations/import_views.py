@@ -29,8 +29,6 @@ from postmortems.models import Incident, Status
 
 MAX_ALERT_BYTES = 1024 * 1024
 MAX_PENDING = 1000
-# Chat messages are mostly talk: they start unticked. Alerts, status updates and pasted lines start ticked.
-UNTICKED_FORMATS = {"Slack export", "Slack channel export", "Mattermost export", "Several files"}
 
 
 def _editable(request, pk: int) -> Incident:
@@ -47,7 +45,9 @@ def _wall_clock(value, incident: Incident) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S" if local.second else "%Y-%m-%d %H:%M")
 
 
-def _initial(candidates, incident: Incident, *, ticked: bool) -> list[dict]:
+def _initial(candidates, incident: Incident) -> list[dict]:
+    """The candidate rows: chat messages (mostly talk) start unticked, alerts, status updates and pasted
+    lines ticked, and what is on the timeline already unticked and marked."""
     on_timeline = {
         (occurred_at, " ".join(description.split()))
         for occurred_at, description in incident.timeline_events.values_list("occurred_at", "description")
@@ -57,7 +57,7 @@ def _initial(candidates, incident: Incident, *, ticked: bool) -> list[dict]:
         already = (candidate.occurred_at, " ".join(candidate.description.split())) in on_timeline
         rows.append(
             {
-                "include": ticked and not already,
+                "include": candidate.source != timeline_import.CHAT and not already,
                 "occurred_at": _wall_clock(candidate.occurred_at, incident),
                 "kind": candidate.kind,
                 "description": candidate.description,
@@ -85,8 +85,7 @@ def import_events(request, pk: int):
                 source_form.add_error(None, str(error))
             else:
                 fmt, problems = result.format, result.problems
-                ticked = result.format not in UNTICKED_FORMATS
-                initial = _initial(result.candidates, incident, ticked=ticked)
+                initial = _initial(result.candidates, incident)
                 formset = CandidateFormSet(initial=initial, zone=incident.tz, prefix="c")
                 if not initial:
                     source_form.add_error(None, "No events were found in what you gave.")
@@ -104,7 +103,7 @@ def import_events(request, pk: int):
         if pending:
             fmt = "Alerts received by this draft’s webhook"
             formset = CandidateFormSet(
-                initial=_initial(pending, incident, ticked=True), zone=incident.tz, prefix="c"
+                initial=_initial(pending, incident), zone=incident.tz, prefix="c"
             )
     context = {
         "incident": incident,
@@ -136,7 +135,7 @@ def _read(data: dict, incident: Incident) -> timeline_import.Result:
         results.append(timeline_import.parse_files(read, tz=incident.tz, default_date=incident.incident_date))
     if len(results) == 1:
         return results[0]
-    combined = timeline_import.Result(format="Several files")
+    combined = timeline_import.Result(format="Pasted text and files")
     for result in results:
         combined.candidates += result.candidates
         combined.problems += result.problems

@@ -29,6 +29,7 @@ MAX_ZIP_TOTAL = 20 * 1024 * 1024  # what a zip's JSON files may inflate to, toge
 MAX_CANDIDATES = 1000
 MAX_DESCRIPTION = 1000
 MAX_PROBLEMS = 20
+CHAT = "chat"  # the source of candidates that are chat messages: mostly talk, not events
 
 
 class Unreadable(ValueError):
@@ -306,7 +307,7 @@ def parse_slack_messages(messages, *, names: dict[str, str], where: str, result:
         thread = message.get("thread_ts")
         in_thread = " (in a thread)" if thread and thread != message.get("ts") else ""
         description = _clip(f"{author}{in_thread}: {body}")
-        result.add(Candidate(occurred, description, guess_kind(body), _first_url(body), source=where))
+        result.add(Candidate(occurred, description, guess_kind(body), _first_url(body), source=CHAT))
 
 
 def parse_slack_zip(data: bytes) -> Result:
@@ -331,7 +332,7 @@ def parse_slack_zip(data: bytes) -> Result:
         if len(channels) > 1 and "/" in name:
             channel = name.split("/")[0]
             result.candidates[before:] = [
-                Candidate(c.occurred_at, f"#{channel} {c.description}", c.kind, c.link, c.source)
+                Candidate(c.occurred_at, f"#{channel} {c.description}", c.kind, c.link, CHAT)
                 for c in result.candidates[before:]
             ]
     if not result.candidates and not result.problems:
@@ -403,7 +404,7 @@ def _mattermost_post(post: dict, where: str, result: Result, *, in_thread: bool 
     author = props.get("override_username") or post.get("user") or post.get("user_id") or "someone"
     thread = " (in a thread)" if in_thread else ""
     result.add(
-        Candidate(occurred, _clip(f"{author}{thread}: {message}"), guess_kind(message), _first_url(message))
+        Candidate(occurred, _clip(f"{author}{thread}: {message}"), guess_kind(message), _first_url(message), CHAT)
     )
 
 
