@@ -102,9 +102,7 @@ def import_events(request, pk: int):
         pending = list(incident.pending_events.all()[:MAX_PENDING])
         if pending:
             fmt = "Alerts received by this draft’s webhook"
-            formset = CandidateFormSet(
-                initial=_initial(pending, incident), zone=incident.tz, prefix="c"
-            )
+            formset = CandidateFormSet(initial=_initial(pending, incident), zone=incident.tz, prefix="c")
     context = {
         "incident": incident,
         "source_form": source_form,

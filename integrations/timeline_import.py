@@ -404,7 +404,9 @@ def _mattermost_post(post: dict, where: str, result: Result, *, in_thread: bool 
     author = props.get("override_username") or post.get("user") or post.get("user_id") or "someone"
     thread = " (in a thread)" if in_thread else ""
     result.add(
-        Candidate(occurred, _clip(f"{author}{thread}: {message}"), guess_kind(message), _first_url(message), CHAT)
+        Candidate(
+            occurred, _clip(f"{author}{thread}: {message}"), guess_kind(message), _first_url(message), CHAT
+        )
     )
 
 

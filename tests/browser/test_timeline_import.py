@@ -27,7 +27,9 @@ def test_author_imports_pasted_lines_and_a_slack_export_and_accepts_part(
     page.get_by_label("Paste events").fill(
         "14:02 Deploy of api v2.3 started\n14:09 Error-rate alert fired\nsomething without a time"
     )
-    page.get_by_label("Or upload files").set_input_files([tmp_path / "users.json", tmp_path / "2026-03-04.json"])
+    page.get_by_label("Or upload files").set_input_files(
+        [tmp_path / "users.json", tmp_path / "2026-03-04.json"]
+    )
     page.get_by_role("button", name="Read events").click()
 
     expect(page.get_by_test_id("import-problem")).to_contain_text("Line 3 does not start with a time")
