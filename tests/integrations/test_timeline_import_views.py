@@ -242,3 +242,11 @@ def test_only_editors_turn_the_alert_webhook_on(client_for, draft):
     response = client_for(stranger).post(reverse("integrations:rotate_inbox", args=[draft.pk]))
     assert response.status_code == 403
     assert not AlertInbox.objects.exists()
+
+
+def test_timeline_step_shows_the_alert_webhook_url(client_for, draft):
+    owner = client_for(draft.owner)
+    step = reverse("postmortems:edit", args=[draft.pk, "timeline"])
+    assert "/hooks/alerts/" not in owner.get(step).content.decode()
+    inbox = inbox_for(owner, draft)
+    assert inbox.url_path() in owner.get(step).content.decode()
