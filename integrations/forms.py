@@ -5,7 +5,15 @@ import datetime as dt
 from django import forms
 from django.utils import timezone
 
-from integrations.models import ApiToken, EndpointKind, Event, TokenAccess, WebhookEndpoint
+from integrations.models import (
+    ApiToken,
+    EndpointKind,
+    Event,
+    TokenAccess,
+    TrackerConnection,
+    TrackerKind,
+    WebhookEndpoint,
+)
 from integrations.timeline_import import MAX_BYTES, MAX_CANDIDATES, MAX_DESCRIPTION
 from postmortems.models import TimelineEventKind
 
@@ -190,3 +198,29 @@ CandidateFormSet = forms.formset_factory(
     absolute_max=MAX_CANDIDATES,
     validate_max=True,
 )
+
+
+class TrackerConnectionForm(forms.ModelForm):
+    token = forms.CharField(
+        label="API token",
+        max_length=300,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="GitHub: a fine-grained token with Issues read/write on the repository; GitLab: a project "
+        "access token with the api scope; Jira: an Atlassian API token of the account below. "
+        "Shown on no page.",
+    )
+
+    class Meta:
+        model = TrackerConnection
+        fields = ["kind", "base_url", "project", "email"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") == TrackerKind.JIRA:
+            if not cleaned.get("base_url"):
+                self.add_error("base_url", "Jira needs its site address, e.g. https://acme.atlassian.net.")
+            if not cleaned.get("email"):
+                self.add_error("email", "Jira needs the e-mail of the account the token belongs to.")
+        if cleaned.get("kind") == TrackerKind.GITHUB and "/" not in cleaned.get("project", ""):
+            self.add_error("project", "Name the repository as owner/repository.")
+        return cleaned

@@ -300,3 +300,107 @@ class PendingEvent(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("integrations:timeline_import", args=[self.incident_id])
+
+
+class TrackerKind(models.TextChoices):
+    GITHUB = "github", "GitHub"
+    GITLAB = "gitlab", "GitLab"
+    JIRA = "jira", "Jira"
+
+
+DEFAULT_TRACKER_URLS = {
+    TrackerKind.GITHUB: "https://api.github.com",
+    TrackerKind.GITLAB: "https://gitlab.com",
+}
+
+
+class TrackerConnection(models.Model):
+    """An issue tracker action items become issues in (integrations/trackers.py). The token is kept to call
+    the tracker and shown on no page; the webhook secret is shown once, when the connection is added."""
+
+    kind = models.CharField("tracker", max_length=8, choices=TrackerKind)
+    base_url = models.URLField(
+        "address",
+        max_length=300,
+        blank=True,
+        help_text="GitHub: https://api.github.com (or your GitHub Enterprise API); "
+        "GitLab: https://gitlab.com or your instance; Jira: your site, e.g. https://acme.atlassian.net.",
+    )
+    project = models.CharField(
+        "repository or project",
+        max_length=200,
+        help_text="GitHub: owner/repository; GitLab: group/project (or its id); "
+        "Jira: the project key, e.g. OPS.",
+    )
+    email = models.EmailField("Jira account e-mail", blank=True)
+    token = models.CharField("API token", max_length=300, editable=False)
+    webhook_secret = models.CharField(
+        "webhook secret", max_length=64, default=new_inbox_secret, editable=False
+    )
+    is_active = models.BooleanField("active", default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+", verbose_name="by"
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "project", "id"]
+        verbose_name = "issue tracker connection"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.project}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("integrations:settings") + f"#tracker-{self.pk}"
+
+    @property
+    def api_url(self) -> str:
+        return (self.base_url or DEFAULT_TRACKER_URLS.get(self.kind, "")).rstrip("/")
+
+    def webhook_path(self) -> str:
+        if self.kind == TrackerKind.JIRA:  # Jira signs nothing: its shared secret is in the URL
+            return reverse("integrations:tracker_webhook_secret", args=[self.pk, self.webhook_secret])
+        return reverse("integrations:tracker_webhook", args=[self.pk])
+
+
+class TrackerIssueStatus(models.TextChoices):
+    PENDING = "pending", "Being created"
+    CREATED = "created", "Created"
+    FAILED = "failed", "Failed"
+
+
+class TrackerIssue(models.Model):
+    """The tracker issue an action item became; created by Celery after the request, retried while the
+    tracker is down or rate-limits, and kept in step by the tracker's webhook."""
+
+    action_item = models.OneToOneField(
+        "postmortems.ActionItem",
+        on_delete=models.CASCADE,
+        related_name="tracker_issue",
+        verbose_name="action item",
+    )
+    connection = models.ForeignKey(
+        TrackerConnection, on_delete=models.CASCADE, related_name="issues", verbose_name="tracker"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+", verbose_name="by"
+    )
+    status = models.CharField(
+        "status", max_length=8, choices=TrackerIssueStatus, default=TrackerIssueStatus.PENDING
+    )
+    external_id = models.CharField("issue", max_length=64, blank=True, db_index=True)
+    url = models.URLField("URL", max_length=500, blank=True)
+    state = models.CharField("state in the tracker", max_length=20, blank=True)
+    attempts = models.PositiveIntegerField("attempts", default=0)
+    error = models.CharField("last error", max_length=300, blank=True)
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        verbose_name = "tracker issue"
+
+    def __str__(self) -> str:
+        return f"{self.connection}: {self.external_id or self.get_status_display()}"
+
+    def get_absolute_url(self) -> str:
+        return self.action_item.get_absolute_url()

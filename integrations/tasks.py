@@ -53,3 +53,20 @@ def send_pending_webhooks_when_a_worker_starts(sender, **kwargs) -> None:
         logger.warning(
             "could not enqueue the webhook catch-up at start; beat runs it every minute", exc_info=True
         )
+
+
+@shared_task(bind=True, **OPTIONS)
+def create_tracker_issue(self, issue_id: int) -> str:
+    """Create an action item's tracker issue; while the tracker is down or rate-limits, try again later (its
+    Retry-After, else 1, 2, 4 … minutes). In-process (no broker) a failure waits for the person to ask
+    again."""
+    from integrations import trackers
+
+    try:
+        issue = trackers.attempt(issue_id)
+    except trackers.TrackerError as error:
+        if create_tracker_issue.app.conf.task_always_eager:
+            return "failed for now"
+        wait = error.retry_after if error.retry_after is not None else 60 * 2 ** (self.request.retries or 0)
+        raise self.retry(countdown=min(wait, 3600), max_retries=trackers.MAX_ATTEMPTS) from error
+    return issue.status if issue is not None else "nothing to do"
