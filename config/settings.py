@@ -20,6 +20,9 @@ SECRET_KEY = env("SECRET_KEY", default="django-insecure-hindsight-development-on
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The timeline import's accept form posts six fields for each of up to 1,000 candidate events
+# (integrations/timeline_import.py MAX_CANDIDATES); Django's default of 1,000 fields would refuse it.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 7000
 
 INSTALLED_APPS = [
     "accounts",

@@ -101,7 +101,7 @@ def import_events(request, pk: int):
     if formset is None:
         pending = list(incident.pending_events.all()[:MAX_PENDING])
         if pending:
-            fmt = "Alerts received by this draft’s webhook"
+            fmt = timeline_import.ALERT_INBOX
             formset = CandidateFormSet(initial=_initial(pending, incident), zone=incident.tz, prefix="c")
     context = {
         "incident": incident,
@@ -133,7 +133,7 @@ def _read(data: dict, incident: Incident) -> timeline_import.Result:
         results.append(timeline_import.parse_files(read, tz=incident.tz, default_date=incident.incident_date))
     if len(results) == 1:
         return results[0]
-    combined = timeline_import.Result(format="Pasted text and files")
+    combined = timeline_import.Result(format=timeline_import.SEVERAL)
     for result in results:
         combined.candidates += result.candidates
         combined.problems += result.problems
@@ -149,9 +149,11 @@ def _accept(request, incident: Incident, formset) -> TemplateResponse:
         expected = int(request.POST.get("_revision", ""))
     except ValueError:
         expected = 0
+    fmt = request.POST.get("_format", "")
+    source = fmt if fmt in timeline_import.FORMATS else ""
     try:
         added, skipped = editing.add_timeline_events(
-            incident, events=chosen, by=request.user, expected_revision=expected, source="an import"
+            incident, events=chosen, by=request.user, expected_revision=expected, source=source
         )
     except editing.EditConflict as conflict:
         messages.warning(
@@ -163,7 +165,7 @@ def _accept(request, incident: Incident, formset) -> TemplateResponse:
             "incident": incident,
             "source_form": ImportSourceForm(),
             "formset": formset,
-            "format": request.POST.get("_format", ""),
+            "format": fmt,
             "problems": [],
             "revision": conflict.current.revision,
             "inbox": AlertInbox.objects.filter(incident=incident).first(),

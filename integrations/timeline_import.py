@@ -29,6 +29,21 @@ MAX_ZIP_TOTAL = 20 * 1024 * 1024  # what a zip's JSON files may inflate to, toge
 MAX_CANDIDATES = 1000
 MAX_DESCRIPTION = 1000
 MAX_PROBLEMS = 20
+# What the import page says it read, also in the activity line ("Timeline (imported 3 events from …)").
+ALERT_INBOX = "the draft’s alert webhook"
+SEVERAL = "pasted text and files"
+FORMATS = {
+    "pasted text",
+    "a Slack export",
+    "a Slack channel export",
+    "a Mattermost export",
+    "a Statuspage incident",
+    "Alertmanager/Grafana alerts",
+    "PagerDuty",
+    "several files",
+    ALERT_INBOX,
+    SEVERAL,
+}
 CHAT = "chat"  # the source of candidates that are chat messages: mostly talk, not events
 
 
@@ -179,7 +194,7 @@ def parse_text(text: str, *, tz: dt.tzinfo, default_date: dt.date) -> Result:
     """One event a line, its time first: 14:02, 14:02:31, 2026-03-04 14:02, or ISO 8601 with an offset
     (or a zone name: "14:02 Europe/Berlin"). Times without a zone are read in `tz`; times without a date on
     `default_date`, moving to the next day when they run past midnight."""
-    result = Result(format="Pasted text")
+    result = Result(format="pasted text")
     day, last_time = default_date, None
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -312,7 +327,7 @@ def parse_slack_messages(messages, *, names: dict[str, str], where: str, result:
 
 def parse_slack_zip(data: bytes) -> Result:
     """A Slack export zip: `users.json` at the top, a folder per channel with a JSON file per day."""
-    result = Result(format="Slack export")
+    result = Result(format="a Slack export")
     files = read_zip_json(data)
     names = {}
     for name, content in files.items():
@@ -588,7 +603,7 @@ def _json_kind(data) -> Callable[[dict, Result], None] | None:
 def parse_json(data, *, where: str = "The file") -> Result:
     """Parsed JSON of any of the formats above (a Slack day file is a list of messages)."""
     if isinstance(data, list) and all(isinstance(m, dict) and "ts" in m for m in data[:50]) and data:
-        result = Result(format="Slack channel export")
+        result = Result(format="a Slack channel export")
         parse_slack_messages(data, names={}, where=where, result=result)
         return result.finish()
     parser = _json_kind(data)
@@ -601,9 +616,9 @@ def parse_json(data, *, where: str = "The file") -> Result:
     names = {
         parse_alertmanager: "Alertmanager/Grafana alerts",
         parse_pagerduty: "PagerDuty",
-        parse_statuspage: "Statuspage incident",
+        parse_statuspage: "a Statuspage incident",
     }
-    result = Result(format=names.get(parser, "Mattermost export"))
+    result = Result(format=names.get(parser, "a Mattermost export"))
     parser(data, result)
     return result.finish()
 
@@ -635,7 +650,7 @@ def parse(data: bytes, *, tz: dt.tzinfo, default_date: dt.date, name: str = "The
     if stripped[0] in "[{":
         lines = _jsonl(stripped) if "\n" in stripped else None
         if lines and len(lines) > 1 and all(isinstance(item, dict) for _, item in lines):
-            result = Result(format="Mattermost export")
+            result = Result(format="a Mattermost export")
             parse_mattermost(lines, result)
             if result.candidates:
                 return result.finish()
@@ -659,12 +674,12 @@ def parse_files(files: Iterable[tuple[str, bytes]], *, tz: dt.tzinfo, default_da
         if name.rsplit("/", 1)[-1] in ("users.json", "channels.json", "integration_logs.json"):
             continue
         if names and content.lstrip()[:1] == b"[":
-            part = Result(format="Slack channel export")
+            part = Result(format="a Slack channel export")
             parse_slack_messages(_loads(content, where=name), names=names, where=name, result=part)
         else:
             part = parse(content, tz=tz, default_date=default_date, name=name)
         combined.candidates += part.candidates
         combined.problems += part.problems
-        combined.format = combined.format if combined.format in ("", part.format) else "Several files"
+        combined.format = combined.format if combined.format in ("", part.format) else "several files"
         combined.format = combined.format or part.format
     return combined.finish()

@@ -262,7 +262,7 @@ def slack_zip(**extra: bytes) -> bytes:
 
 def test_slack_zip_export():
     result = parse_bytes(slack_zip())
-    assert result.format == "Slack export"
+    assert result.format == "a Slack export"
     assert len(result.candidates) == 4
     assert result.candidates[1].description.startswith("Alice Example: @Bob Builder")
 

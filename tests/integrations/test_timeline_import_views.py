@@ -37,6 +37,7 @@ def accept_rows(response, *, tick=None, edit=None) -> dict:
     data = {
         "_action": "accept",
         "_revision": response.context["revision"],
+        "_format": response.context["format"],
         "c-TOTAL_FORMS": len(formset.forms),
         "c-INITIAL_FORMS": len(formset.forms),
     }
@@ -250,3 +251,15 @@ def test_timeline_step_shows_the_alert_webhook_url(client_for, draft):
     assert "/hooks/alerts/" not in owner.get(step).content.decode()
     inbox = inbox_for(owner, draft)
     assert inbox.url_path() in owner.get(step).content.decode()
+
+
+def test_a_thousand_candidates_are_accepted_in_one_save(client_for, draft):
+    client = client_for(draft.owner)
+    text = "\n".join(f"2026-03-04T{n // 60:02d}:{n % 60:02d}:00Z event {n}" for n in range(1000))
+    shown = read(client, draft, text=text)
+    assert len(shown.context["formset"].forms) == 1000
+    response = client.post(import_url(draft), accept_rows(shown))
+    assert response.status_code == 302
+    assert TimelineEvent.objects.filter(incident=draft).count() == 1000
+    activity = Activity.objects.get(incident=draft, detail__startswith="Timeline (imported")
+    assert activity.detail == "Timeline (imported 1000 events from pasted text)"

@@ -290,3 +290,23 @@ def test_jira_needs_its_site_and_email(client_for):
 def test_people_who_are_not_staff_cannot_connect_trackers(client_for):
     response = client_for(factories.UserFactory()).get(reverse("integrations:tracker_add"))
     assert response.status_code == 302
+
+
+def test_the_task_retries_after_the_trackers_wait_when_a_broker_runs_it(fake, item, monkeypatch):
+    fake.failures = [429]
+    issue = TrackerIssue.objects.create(action_item=item, connection=connect(fake), requested_by=item.owner)
+    retried = {}
+
+    def retry(**kwargs):
+        retried.update(kwargs)
+        return RuntimeError("retry")
+
+    monkeypatch.setattr(create_tracker_issue, "retry", retry)
+    conf = create_tracker_issue.app.conf
+    eager, conf.task_always_eager = conf.task_always_eager, False
+    try:
+        with pytest.raises(RuntimeError):
+            create_tracker_issue.run(issue.pk)
+    finally:
+        conf.task_always_eager = eager
+    assert retried == {"countdown": 30.0, "max_retries": trackers.MAX_ATTEMPTS}
