@@ -278,6 +278,9 @@ WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_RETRY_SECONDS = env.float("WEBHOOK_RETRY_SECONDS", default=30.0)
 WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 60 * 60)
+# Issue trackers (integrations/trackers.py): a tracker that is down is tried again TRACKER_RETRY_SECONDS
+# × 1, 2, 4 … later (a rate limit's Retry-After wins).
+TRACKER_RETRY_SECONDS = env.float("TRACKER_RETRY_SECONDS", default=60.0)
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

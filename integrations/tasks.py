@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 from django.utils import timezone
 
 from integrations import webhooks
@@ -67,6 +68,7 @@ def create_tracker_issue(self, issue_id: int) -> str:
     except trackers.TrackerError as error:
         if create_tracker_issue.app.conf.task_always_eager:
             return "failed for now"
-        wait = error.retry_after if error.retry_after is not None else 60 * 2 ** (self.request.retries or 0)
+        backoff = settings.TRACKER_RETRY_SECONDS * 2 ** (self.request.retries or 0)
+        wait = error.retry_after if error.retry_after is not None else backoff
         raise self.retry(countdown=min(wait, 3600), max_retries=trackers.MAX_ATTEMPTS) from error
     return issue.status if issue is not None else "nothing to do"

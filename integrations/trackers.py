@@ -51,11 +51,15 @@ class Created:
 
 def issue_text(item: ActionItem) -> tuple[str, str]:
     """The issue's title and body: the item's title, the postmortem's title and link, the factors it
-    addresses and its due date."""
+    addresses and its due date. A restricted (security) postmortem's title and factors stay home: the
+    tracker gets the link, which only those who may see it can follow."""
     incident = item.incident
     link = settings.SITE_URL.rstrip("/") + incident.get_absolute_url()
-    lines = [f"Action item from the postmortem “{incident.title}”: {link}", ""]
-    factors = list(item.factors.all())
+    if incident.is_restricted:
+        lines = [f"Action item from a restricted postmortem: {link}", ""]
+    else:
+        lines = [f"Action item from the postmortem “{incident.title}”: {link}", ""]
+    factors = [] if incident.is_restricted else list(item.factors.all())
     if factors:
         lines.append("Contributing factors it addresses:")
         lines += [f"- {factor.description}" for factor in factors]

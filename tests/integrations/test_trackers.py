@@ -310,3 +310,21 @@ def test_the_task_retries_after_the_trackers_wait_when_a_broker_runs_it(fake, it
     finally:
         conf.task_always_eager = eager
     assert retried == {"countdown": 30.0, "max_retries": trackers.MAX_ATTEMPTS}
+
+
+def test_a_restricted_postmortems_content_stays_out_of_the_tracker(
+    client_for, fake, django_capture_on_commit_callbacks
+):
+    factor = factories.ContributingFactorFactory(
+        description="Leaked signing key in a public gist",
+        incident=factories.IncidentFactory(visibility="restricted", title="Signing key leaked"),
+    )
+    item = factories.ActionItemFactory(
+        title="Rotate signing keys", incident=factor.incident, factors=[factor]
+    )
+    press(client_for(item.incident.owner), item, connect(fake), django_capture_on_commit_callbacks)
+    sent = json.dumps(fake.requests[0]["json"])
+    assert "Rotate signing keys" in sent
+    assert f"/postmortems/{item.incident.pk}/" in sent
+    assert "Signing key leaked" not in sent
+    assert "gist" not in sent
