@@ -31,6 +31,9 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The timeline import's accept form posts six fields for each of up to 1,000 candidate events
+# (integrations/timeline_import.py MAX_CANDIDATES); Django's default of 1,000 fields would refuse it.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 7000
 
 INSTALLED_APPS = [
     "accounts",
@@ -331,6 +334,9 @@ WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_RETRY_SECONDS = env.float("WEBHOOK_RETRY_SECONDS", default=30.0)
 WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 60 * 60)
+# Issue trackers (integrations/trackers.py): a tracker that is down is tried again TRACKER_RETRY_SECONDS
+# × 1, 2, 4 … later (a rate limit's Retry-After wins).
+TRACKER_RETRY_SECONDS = env.float("TRACKER_RETRY_SECONDS", default=60.0)
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

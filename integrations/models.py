@@ -242,3 +242,165 @@ class SsoIdentity(models.Model):
 
     def get_absolute_url(self) -> str:
         return self.user.get_absolute_url()
+
+
+def new_inbox_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class AlertInbox(models.Model):
+    """A draft's incoming alert webhook: Alertmanager, Grafana or PagerDuty post to its URL (the secret is
+    part of it) while the incident is written up; what arrives waits as `PendingEvent`s for the author."""
+
+    incident = models.OneToOneField(
+        "postmortems.Incident", on_delete=models.CASCADE, related_name="alert_inbox", verbose_name="incident"
+    )
+    secret = models.CharField("secret", max_length=64, default=new_inbox_secret, editable=False)
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    rotated_at = models.DateTimeField("secret changed", null=True, blank=True)
+
+    class Meta:
+        ordering = ["incident"]
+        verbose_name = "alert inbox"
+        verbose_name_plural = "alert inboxes"
+
+    def __str__(self) -> str:
+        return f"Alerts for {self.incident}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("integrations:timeline_import", args=[self.incident_id])
+
+    def url_path(self) -> str:
+        return reverse("integrations:alert_inbox", args=[self.incident_id, self.secret])
+
+
+class PendingEvent(models.Model):
+    """A candidate timeline event that arrived by an alert webhook; it joins the timeline only when an
+    author accepts it on the import page."""
+
+    incident = models.ForeignKey(
+        "postmortems.Incident",
+        on_delete=models.CASCADE,
+        related_name="pending_events",
+        verbose_name="incident",
+    )
+    occurred_at = models.DateTimeField("time")
+    kind = models.CharField("kind", max_length=12, default="other")
+    description = models.TextField("description")
+    link = models.URLField("link", max_length=500, blank=True)
+    source = models.CharField("from", max_length=40, blank=True)
+    received_at = models.DateTimeField("received", auto_now_add=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        verbose_name = "pending timeline event"
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.description[:60]}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("integrations:timeline_import", args=[self.incident_id])
+
+
+class TrackerKind(models.TextChoices):
+    GITHUB = "github", "GitHub"
+    GITLAB = "gitlab", "GitLab"
+    JIRA = "jira", "Jira"
+
+
+DEFAULT_TRACKER_URLS = {
+    TrackerKind.GITHUB: "https://api.github.com",
+    TrackerKind.GITLAB: "https://gitlab.com",
+}
+
+
+class TrackerConnection(models.Model):
+    """An issue tracker action items become issues in (integrations/trackers.py). The token is kept to call
+    the tracker and shown on no page; the webhook secret is shown once, when the connection is added."""
+
+    kind = models.CharField("tracker", max_length=8, choices=TrackerKind)
+    base_url = models.URLField(
+        "address",
+        max_length=300,
+        blank=True,
+        help_text="GitHub: https://api.github.com (or your GitHub Enterprise API); "
+        "GitLab: https://gitlab.com or your instance; Jira: your site, e.g. https://acme.atlassian.net.",
+    )
+    project = models.CharField(
+        "repository or project",
+        max_length=200,
+        help_text="GitHub: owner/repository; GitLab: group/project (or its id); "
+        "Jira: the project key, e.g. OPS.",
+    )
+    email = models.EmailField("Jira account e-mail", blank=True)
+    token = models.CharField("API token", max_length=300, editable=False)
+    webhook_secret = models.CharField(
+        "webhook secret", max_length=64, default=new_inbox_secret, editable=False
+    )
+    is_active = models.BooleanField("active", default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+", verbose_name="by"
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "project", "id"]
+        verbose_name = "issue tracker connection"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.project}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("integrations:settings") + f"#tracker-{self.pk}"
+
+    @property
+    def api_url(self) -> str:
+        return (self.base_url or DEFAULT_TRACKER_URLS.get(self.kind, "")).rstrip("/")
+
+    def webhook_path(self) -> str:
+        if self.kind == TrackerKind.JIRA:  # Jira signs nothing: its shared secret is in the URL
+            return reverse("integrations:tracker_webhook_secret", args=[self.pk, self.webhook_secret])
+        return reverse("integrations:tracker_webhook", args=[self.pk])
+
+
+class TrackerIssueStatus(models.TextChoices):
+    PENDING = "pending", "Being created"
+    CREATED = "created", "Created"
+    FAILED = "failed", "Failed"
+
+
+class TrackerIssue(models.Model):
+    """The tracker issue an action item became; created by Celery after the request, retried while the
+    tracker is down or rate-limits, and kept in step by the tracker's webhook."""
+
+    action_item = models.OneToOneField(
+        "postmortems.ActionItem",
+        on_delete=models.CASCADE,
+        related_name="tracker_issue",
+        verbose_name="action item",
+    )
+    connection = models.ForeignKey(
+        TrackerConnection, on_delete=models.CASCADE, related_name="issues", verbose_name="tracker"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+", verbose_name="by"
+    )
+    status = models.CharField(
+        "status", max_length=8, choices=TrackerIssueStatus, default=TrackerIssueStatus.PENDING
+    )
+    external_id = models.CharField("issue", max_length=64, blank=True, db_index=True)
+    url = models.URLField("URL", max_length=500, blank=True)
+    state = models.CharField("state in the tracker", max_length=20, blank=True)
+    attempts = models.PositiveIntegerField("attempts", default=0)
+    error = models.CharField("last error", max_length=300, blank=True)
+    updated_at = models.DateTimeField("updated", auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        verbose_name = "tracker issue"
+
+    def __str__(self) -> str:
+        return f"{self.connection}: {self.external_id or self.get_status_display()}"
+
+    def get_absolute_url(self) -> str:
+        return self.action_item.get_absolute_url()

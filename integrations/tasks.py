@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 from django.utils import timezone
 
 from integrations import webhooks
@@ -53,3 +54,21 @@ def send_pending_webhooks_when_a_worker_starts(sender, **kwargs) -> None:
         logger.warning(
             "could not enqueue the webhook catch-up at start; beat runs it every minute", exc_info=True
         )
+
+
+@shared_task(bind=True, **OPTIONS)
+def create_tracker_issue(self, issue_id: int) -> str:
+    """Create an action item's tracker issue; while the tracker is down or rate-limits, try again later (its
+    Retry-After, else 1, 2, 4 … minutes). In-process (no broker) a failure waits for the person to ask
+    again."""
+    from integrations import trackers
+
+    try:
+        issue = trackers.attempt(issue_id)
+    except trackers.TrackerError as error:
+        if create_tracker_issue.app.conf.task_always_eager:
+            return "failed for now"
+        backoff = settings.TRACKER_RETRY_SECONDS * 2 ** (self.request.retries or 0)
+        wait = error.retry_after if error.retry_after is not None else backoff
+        raise self.retry(countdown=min(wait, 3600), max_retries=trackers.MAX_ATTEMPTS) from error
+    return issue.status if issue is not None else "nothing to do"

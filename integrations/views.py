@@ -14,7 +14,13 @@ from django.views.decorators.http import require_POST
 
 from integrations import webhooks
 from integrations.forms import ApiTokenForm, WebhookEndpointForm
-from integrations.models import ApiToken, DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from integrations.models import (
+    ApiToken,
+    DeliveryStatus,
+    TrackerConnection,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 # --- API tokens (on /accounts/profile/) ---------------------------------------------------------------------
 
@@ -62,7 +68,8 @@ def settings_page(request):
         endpoint.save()
         # The signing secret is shown in this response only.
         return _endpoint_response(request, endpoint, WebhookEndpointForm(instance=endpoint), new_secret=True)
-    return TemplateResponse(request, "integrations/settings.html", {"endpoints": endpoints, "form": form})
+    context = {"endpoints": endpoints, "form": form, "trackers": TrackerConnection.objects.all()}
+    return TemplateResponse(request, "integrations/settings.html", context)
 
 
 @staff_member_required

@@ -140,6 +140,45 @@ def save_step(
     return revision
 
 
+def add_timeline_events(
+    incident: Incident, *, events: Sequence[dict], by, expected_revision: int, source: str = ""
+) -> tuple[int, int]:
+    """Add accepted imported events (dicts of TimelineEvent fields) in one save; returns (added, skipped).
+
+    Like `save_step` of the timeline: the row is locked, a timeline saved after `expected_revision` is an
+    EditConflict, the revision goes up once, one Activity line, the search vector follows. An event already
+    on the timeline (same instant, same text) is skipped, so importing twice adds nothing twice.
+    """
+    with transaction.atomic():
+        locked = Incident.objects.select_for_update().get(pk=incident.pk)
+        if locked.status == Status.PUBLISHED:
+            raise EditRefused("A published postmortem is read-only; reopen it to edit.")
+        if locked.step_revisions.get("timeline", 0) > expected_revision:
+            raise EditConflict(locked)
+        seen = {
+            (occurred_at, " ".join(description.split()))
+            for occurred_at, description in locked.timeline_events.values_list("occurred_at", "description")
+        }
+        new = []
+        for event in events:
+            key = (event["occurred_at"], " ".join(event["description"].split()))
+            if key not in seen:
+                seen.add(key)
+                new.append(TimelineEvent(incident=locked, **event))
+        if not new:
+            return 0, len(events)
+        TimelineEvent.objects.bulk_create(new)
+        revision = locked.bump_revision(steps=["timeline"])
+        detail = f"{STEP_LABELS['timeline']} (imported {len(new)} event{'s' if len(new) != 1 else ''}"
+        detail += f" from {source})" if source else ")"
+        Activity.objects.create(
+            incident=locked, actor=by, verb=ActivityVerb.EDITED, detail=detail, revision=revision
+        )
+        _update_search_vector(locked.pk)
+    incident.revision = revision
+    return len(new), len(events) - len(new)
+
+
 def _action_item_events(formset: BaseFormSet, incident: Incident, by) -> None:
     """Webhook events for the items this save added or changed (integrations/webhooks.py)."""
     for item in formset.new_objects:
