@@ -356,7 +356,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = int(env.float("REQUEST_MAX_MB", default=10) * 1024
 UPLOAD_MAX_BYTES = int(env.float("UPLOAD_MAX_MB", default=5) * 1024 * 1024)
 # An accepted upload stays in memory (it is bounded above), never in a temporary file.
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 64 * 1024
-DATA_UPLOAD_MAX_NUMBER_FILES = 1
+# An image upload is one file; a Slack export for the timeline import is a file per day.
+DATA_UPLOAD_MAX_NUMBER_FILES = 100
 # Images per person per hour; the pixels an image may have (its header is read before any decoding).
 UPLOADS_PER_HOUR = env.int("UPLOADS_PER_HOUR", default=30)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=25_000_000)

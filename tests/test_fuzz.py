@@ -21,7 +21,14 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from integrations.models import ApiToken, TokenAccess, WebhookDelivery, WebhookEndpoint
+from integrations.models import (
+    AlertInbox,
+    ApiToken,
+    TokenAccess,
+    TrackerConnection,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from postmortems.models import Status, Upload
 from tests.factories import ActionItemFactory, IncidentFactory, UserFactory, full_incident
 
@@ -96,6 +103,16 @@ PAGES = {
     "integrations:redeliver": lambda w: f"/settings/integrations/deliveries/{w.delivery.pk}/redeliver/",
     "integrations:token_create": lambda w: "/accounts/profile/tokens/",
     "integrations:token_revoke": lambda w: f"/accounts/profile/tokens/{w.token.pk}/revoke/",
+    "integrations:timeline_import": lambda w: f"/postmortems/{w.draft.pk}/edit/timeline/import/",
+    "integrations:rotate_inbox": lambda w: f"/postmortems/{w.draft.pk}/edit/timeline/alert-webhook/",
+    "integrations:alert_inbox": lambda w: f"/hooks/alerts/{w.draft.pk}/{w.inbox.secret}/",
+    "integrations:tracker_add": lambda w: "/settings/integrations/trackers/new/",
+    "integrations:tracker_delete": lambda w: f"/settings/integrations/trackers/{w.tracker.pk}/delete/",
+    "integrations:create_issue": lambda w: f"/action-items/{w.item.pk}/tracker/{w.tracker.pk}/",
+    "integrations:tracker_webhook": lambda w: f"/hooks/trackers/{w.tracker.pk}/",
+    "integrations:tracker_webhook_secret": lambda w: (
+        f"/hooks/trackers/{w.tracker.pk}/{w.tracker.webhook_secret}/"
+    ),
 }
 ROWS = ["timeline", "factors", "lessons", "action-items", "action_items", "nope"]
 # Pages whose forms post elsewhere (the review actions are buttons of the postmortem's page).
@@ -212,6 +229,16 @@ class World:
         )
         self.delivery = WebhookDelivery.objects.create(
             endpoint=self.endpoint, event="postmortem.published", message_id="msg_fuzz", payload={}
+        )
+        self.inbox = AlertInbox.objects.create(incident=self.draft)
+        # A closed port too: an issue created in it fails at once.
+        self.tracker = TrackerConnection.objects.create(
+            kind="github",
+            base_url="http://127.0.0.1:9",
+            project="o/r",
+            token="t",
+            webhook_secret="s" * 32,
+            created_by=self.staff,
         )
         self.tokens = {
             role: ApiToken.issue(user=self.person(role), name="fuzz", access=TokenAccess.WRITE)

@@ -45,8 +45,6 @@ def zoned_time(context, value, zone_name):
     )
 
 
-
-
 @register.filter
 def duration(value: timedelta | None) -> str:
     """A span as a person reads it: “2 h 05 min”, “45 min”, “3 d 4 h”."""
