@@ -4,6 +4,8 @@ from django.contrib.admin import helpers, widgets
 from django.db import transaction
 from django.template.response import TemplateResponse
 from markdownx.models import MarkdownxField
+from taggit.admin import TagAdmin as TaggitTagAdmin
+from taggit.models import Tag
 
 from accounts.models import User
 from postmortems import workflow
@@ -298,3 +300,13 @@ class NotificationAdmin(ReadOnlyAdmin):
 
     list_display = ("created_at", "kind", "object_id", "sent_at", "failures")
     list_filter = ("kind", ("sent_at", admin.EmptyFieldListFilter))
+
+
+# taggit's "merge tags" action rewrites tagged items without a trace in the admin's log, which keys the
+# cached tag counts (postmortems/aggregates.py); renaming a tag, which is logged, does the same job.
+admin.site.unregister(Tag)
+
+
+@admin.register(Tag)
+class TagAdmin(TaggitTagAdmin):
+    actions = []

@@ -7,8 +7,9 @@ them is worked out per request and never cached.
 A cached figure is keyed by the version of the published incidents: one query of three indexed maxima that
 moves with every change a published incident can undergo (a save, a publication, a reopening, a
 follow-through update, anything staff change or delete in the admin). Every process reads it from the
-database, so all of them agree at once, with or without a shared cache; the TTL only bounds what a change
-made outside Django (raw SQL) can leave behind.
+database, so all of them agree at once, with or without a shared cache. The TTL bounds what the key cannot
+see: a change made outside Django (raw SQL), and two changes whose ids and times were taken in one order and
+committed in the other, with figures computed in between.
 """
 
 from __future__ import annotations
