@@ -18,16 +18,23 @@ DEBUG = env.bool("DEBUG", default=False)
 
 # The development key lets `make run` (DEBUG=1) work with no configuration. With DEBUG off a real key is
 # required: starting with a key everyone can read in this file would let anyone forge sessions and
-# password-reset links. (The test suite sets its own key: tests/settings_plugin.py.)
+# password-reset links. The web server refuses to start without one (`require_secret_key`, called by
+# config/wsgi.py and config/asgi.py); commands that sign nothing (migrations, checks) still run, and
+# `check --deploy` names the missing key. (The test suite sets its own key: tests/environment.py.)
 SECRET_KEY = env("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG:
+if not SECRET_KEY and DEBUG:
+    SECRET_KEY = "django-insecure-hindsight-development-only-key"
+
+
+def require_secret_key() -> None:
+    """Refuse to serve without a secret key of this installation's own."""
+    if not SECRET_KEY:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. With DEBUG=0 Hindsight needs a secret key of its own: set SECRET_KEY to "
             '50 random characters (python -c "import secrets; print(secrets.token_urlsafe(50))"), in the '
             "environment or in .env beside manage.py; or set DEBUG=1 on a development machine."
         )
-    SECRET_KEY = "django-insecure-hindsight-development-only-key"
+
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -10,11 +10,22 @@ from tests import factories
 from tests.config.test_settings import run_python
 
 
-def test_without_a_secret_key_debug_off_refuses_to_start():
-    started = run_python("import django; django.setup()", DEBUG="0", SECRET_KEY="")
+@pytest.mark.parametrize("server", ["config.wsgi", "config.asgi"])
+def test_without_a_secret_key_debug_off_the_server_refuses_to_start(server):
+    started = run_python(f"import {server}", DEBUG="0", SECRET_KEY="")
     assert started.returncode != 0
     assert "SECRET_KEY is not set" in started.stderr
     assert "DEBUG=1" in started.stderr
+
+
+def test_without_a_secret_key_debug_off_commands_that_sign_nothing_still_run():
+    checked = run_python(
+        "import django; django.setup(); from django.core.management import call_command; "
+        "call_command('makemigrations', '--check', '--dry-run')",
+        DEBUG="0",
+        SECRET_KEY="",
+    )
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_without_a_secret_key_debug_on_starts_with_the_development_key():
