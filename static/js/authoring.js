@@ -17,6 +17,36 @@
     statusEl.dataset.state = tone;
   }
 
+  // One autosave post, the text fields' or the rows': the saved step's JSON, or null when it was not saved,
+  // having said why (and told the caller of a conflict or a lost session). Offline, it throws.
+  async function autosave(data, what, { onConflict, onSignedOut = () => {} }) {
+    const response = await fetch(saveUrl, {
+      method: "POST",
+      body: data,
+      credentials: "same-origin",
+      headers: { "X-Requested-With": "XMLHttpRequest" },
+    });
+    if (response.redirected) {
+      onSignedOut();
+      show("Not saved — you were signed out. Your " + what + " kept in this browser; sign in again.", "error");
+      return null;
+    }
+    if (response.status === 409) {
+      onConflict();
+      show("Not saved — someone else changed this step. Press “Save draft” to compare both versions.", "error");
+      return null;
+    }
+    if (response.status === 400) {
+      const body = await response.json();
+      show("Not saved — " + body.errors.join(" "), "error");
+      return null;
+    }
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    const body = await response.json();
+    revisionInput.value = String(body.revision);
+    return body;
+  }
+
   // --- inline rows -------------------------------------------------------------------------------
 
   function newRow(prefix) {
@@ -552,29 +582,8 @@
       const sentAt = edits;
       show("Saving…", "saving");
       try {
-        const response = await fetch(saveUrl, {
-          method: "POST",
-          body: rowsPayload(),
-          credentials: "same-origin",
-          headers: { "X-Requested-With": "XMLHttpRequest" },
-        });
-        if (response.redirected) {
-          show("Not saved — you were signed out. Your rows are kept in this browser; sign in again.", "error");
-          return;
-        }
-        if (response.status === 409) {
-          rowsStopped = true;
-          show("Not saved — someone else changed this step. Press “Save draft” to compare both versions.", "error");
-          return;
-        }
-        if (response.status === 400) {
-          const body = await response.json();
-          show("Not saved — " + body.errors.join(" "), "error");
-          return;
-        }
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        const body = await response.json();
-        revisionInput.value = String(body.revision);
+        const body = await autosave(rowsPayload(), "rows are", { onConflict: () => (rowsStopped = true) });
+        if (!body) return;
         Object.entries(body.rows || {}).forEach(function ([rowPrefix, pk]) {
           const input = form.querySelector('[name="' + rowPrefix + '-id"]');
           if (!input) return;
@@ -697,30 +706,11 @@
     fields.forEach((field) => (sent[field.name] = field.value));
     show("Saving…", "saving");
     try {
-      const response = await fetch(saveUrl, {
-        method: "POST",
-        body: payload(),
-        credentials: "same-origin",
-        headers: { "X-Requested-With": "XMLHttpRequest" },
+      const body = await autosave(payload(), "text is", {
+        onConflict: () => (stopped = true),
+        onSignedOut: () => (dirty = true),
       });
-      if (response.redirected) {
-        dirty = true;
-        show("Not saved — you were signed out. Your text is kept in this browser; sign in again.", "error");
-        return;
-      }
-      if (response.status === 409) {
-        stopped = true;
-        show("Not saved — someone else changed this step. Press “Save draft” to compare both versions.", "error");
-        return;
-      }
-      if (response.status === 400) {
-        const body = await response.json();
-        show("Not saved — " + body.errors.join(" "), "error");
-        return;
-      }
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      const body = await response.json();
-      revisionInput.value = String(body.revision);
+      if (!body) return;
       fields.forEach(function (field) {
         if (field.value === sent[field.name]) forget(field);
         else backup(field);
